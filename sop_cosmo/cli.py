@@ -12,7 +12,9 @@ __all__ = ["build_parser", "main"]
 def _theory(args: argparse.Namespace) -> int:
     from sop_cosmo.theory import TheoryConfig, run_theory
 
-    config = TheoryConfig(n_groups=args.groups, steps=args.steps, seed=args.seed)
+    config = TheoryConfig(
+        n_groups=args.groups, steps=args.steps, restarts=args.restarts, seed=args.seed
+    )
     rows = run_theory(args.max_d, args.out, config, progress=not args.quiet)
     worst = [r for r in rows if r["kind"] == "insertion"]
     print(f"{'function':>9} {'d':>3} {'per-feature':>12} {'SOP':>8} {'SOP uniform':>12}")
@@ -40,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--steps", type=int, default=1500, help="SOP training steps per fit")
     p.add_argument("--groups", type=int, default=4, help="SOP groups G")
+    p.add_argument(
+        "--restarts", type=int, default=1, help="fits per cell; lowest validation MSE kept"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_theory)

@@ -79,6 +79,8 @@ class TheoryConfig:
         Sparsemax selector, or uniform weights (selector scale 0).
     mask_mode : {"ste", "anchor"}
         Gradient path to the masks (see :mod:`sop_cosmo.core.generator`).
+    restarts : int
+        Independent fits; the one with the lowest validation MSE is kept.
     seed : int
         Seed for torch and numpy.
     """
@@ -92,6 +94,7 @@ class TheoryConfig:
     n_test: int = 2048
     selector: str = "learned"
     mask_mode: str = "ste"
+    restarts: int = 1
     seed: int = 0
 
 
@@ -113,11 +116,32 @@ class TrainedExplanation:
 
 
 def train_sop(poly: Polynomial, config: TheoryConfig) -> TrainedExplanation:
-    """Train an SOP on ``poly`` and explain the all-ones input."""
+    """Train an SOP on ``poly`` and explain the all-ones input.
+
+    With ``config.restarts > 1``, the fit with the lowest validation MSE (a fresh sample, not
+    the test set) is kept.
+    """
     if config.selector not in SELECTORS:
         raise ValueError(f"selector: expected one of {SELECTORS}, got {config.selector!r}")
-    torch.manual_seed(config.seed)
+    if config.restarts < 1:
+        raise ValueError(f"restarts: expected a positive integer, got {config.restarts}")
     rng = np.random.default_rng(config.seed)
+    x_val, y_val = (torch.from_numpy(a) for a in sample_inputs(poly, config.n_test, rng))
+    x_test, y_test = (torch.from_numpy(a) for a in sample_inputs(poly, config.n_test, rng))
+    fits = [_fit(poly, config, config.seed + 1000 * r) for r in range(config.restarts)]
+    model = min(fits, key=lambda m: _mse(m, x_val, y_val))
+    with torch.no_grad():
+        out = model(torch.from_numpy(all_ones(poly.d)))
+    return TrainedExplanation(
+        groups=out.masks[0].numpy() > 0.5,
+        alpha=out.contributions[0, :, 0].double().numpy(),
+        test_mse=_mse(model, x_test, y_test),
+    )
+
+
+def _fit(poly: Polynomial, config: TheoryConfig, seed: int) -> SumOfParts:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed + 1)
     d, h = poly.d, config.hidden
     body = nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
     backbone = VectorBackbone(
@@ -141,16 +165,12 @@ def train_sop(poly: Polynomial, config: TheoryConfig) -> TrainedExplanation:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    model.eval()
+    return model.eval()
+
+
+def _mse(model: SumOfParts, x: torch.Tensor, y: torch.Tensor) -> float:
     with torch.no_grad():
-        x_test, y_test = (torch.from_numpy(a) for a in sample_inputs(poly, config.n_test, rng))
-        test_mse = ((model(x_test).prediction[:, 0] - y_test) ** 2).mean().item()
-        out = model(torch.from_numpy(all_ones(d)))
-    return TrainedExplanation(
-        groups=out.masks[0].numpy() > 0.5,
-        alpha=out.contributions[0, :, 0].double().numpy(),
-        test_mse=test_mse,
-    )
+        return ((model(x).prediction[:, 0] - y) ** 2).mean().item()
 
 
 def run_theory(

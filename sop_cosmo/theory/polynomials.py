@@ -163,9 +163,9 @@ def monomial(d: int) -> Polynomial:
 def binomial_blocks(d: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """Blocks ``(S1, S2, S3)`` of :func:`binomial`: a partition of ``[d]`` into runs.
 
-    ``|S2| = d // 3`` (the overlap of the two terms), ``|S1| = ceil((d - |S2|) / 2)`` and
-    ``S3`` gets the remaining features, in the order ``S1, S2, S3``.  For ``d >= 2`` both
-    ``S1`` and ``S3`` are non-empty.
+    ``|S1| = |S3| = (d - d // 3) // 2`` and the overlap ``S2`` gets the rest (about d/3), in
+    the order ``S1, S2, S3``.  Both terms then have ``d - |S1|`` features, so a fixed group size
+    can match each exactly; for ``d >= 2`` both ``S1`` and ``S3`` are non-empty.
 
     Parameters
     ----------
@@ -177,8 +177,9 @@ def binomial_blocks(d: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int
     tuple of three tuples of int
     """
     d = _check_d(d, "d", minimum=2)
-    n2 = d // 3
-    n1 = -(-(d - n2) // 2)  # ceil division
+    # Equal-size terms: a fixed group size (SOP's top-k masks) can then match both exactly.
+    n1 = (d - d // 3) // 2
+    n2 = d - 2 * n1
     s1 = tuple(range(n1))
     s2 = tuple(range(n1, n1 + n2))
     s3 = tuple(range(n1 + n2, d))
@@ -190,7 +191,7 @@ def binomial(d: int) -> Polynomial:
 
     The blocks come from :func:`binomial_blocks`.  Examples: ``d = 2`` gives
     ``x0 + x1`` (no overlap, additive); ``d = 3`` gives ``x0 x1 + x1 x2``; ``d = 4`` gives
-    ``x0 x1 x2 + x2 x3``.
+    ``x0 x1 x2 + x1 x2 x3``.
 
     Parameters
     ----------

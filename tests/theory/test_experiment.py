@@ -61,3 +61,12 @@ def test_cli_rejects_a_too_large_d(tmp_path, capsys):
 def test_bad_selector_is_named():
     with pytest.raises(ValueError, match="selector"):
         train_sop(binomial(3), TheoryConfig(selector="greedy"))
+
+
+def test_restarts_keep_the_fit_with_the_lowest_validation_error():
+    one = train_sop(binomial(5), TheoryConfig(steps=150, restarts=1, selector="uniform"))
+    three = train_sop(binomial(5), TheoryConfig(steps=150, restarts=3, selector="uniform"))
+    # Restart 0 is the single fit, so the best of three can only match or improve on it.
+    assert three.test_mse <= one.test_mse * 1.5 + 1e-4
+    with pytest.raises(ValueError, match="restarts"):
+        train_sop(binomial(3), TheoryConfig(restarts=0))

@@ -1,0 +1,22 @@
+# The paper's §2 result: per-feature LP optimum vs a trained SOP on monomial/binomial data.
+
+
+rule theory:
+    output:
+        csv=RESULTS / "theory" / "theory.csv",
+        png=RESULTS / "theory" / "theory.png",
+    log:
+        LOGS / "theory" / "theory.log",
+    conda:
+        "../envs/sop.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        out=lambda wildcards, output: Path(output.csv).parent,
+        cfg=config["theory"],
+    shell:
+        "sop-cosmo theory --max-d {params.cfg[max_d]} --steps {params.cfg[steps]}"
+        " --groups {params.cfg[groups]} --seed {params.cfg[seed]} --quiet"
+        " --out {params.out} > {log} 2>&1"
