@@ -27,6 +27,57 @@ def _theory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        msg = f"expected comma-separated integers, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from sop_cosmo.cosmo.simulate import simulate_grid
+
+    vary = tuple(v for v in args.vary.split(",") if v) if args.vary else ()
+    meta = simulate_grid(
+        args.out,
+        args.n_cosmologies,
+        args.n_perms,
+        args.nside,
+        args.seed,
+        progress=not args.quiet,
+        vary=vary,
+    )
+    n = args.n_cosmologies * args.n_perms
+    print(f"wrote {n} maps (nside {args.nside}) under {args.out}/CosmoGrid; metainfo {meta}")
+    return 0
+
+
+def _preprocess(args: argparse.Namespace) -> int:
+    from sop_cosmo.cosmo.patches import preprocess
+
+    counts = preprocess(
+        args.root,
+        args.out,
+        patch_size=args.patch_size,
+        noise=args.noise,
+        smoothing_arcmin=args.smoothing_arcmin,
+        bins=args.bins,
+        seed=args.seed,
+        pixel_arcmin=args.pixel_arcmin,
+        centres_nside=args.centres_nside,
+        augment=args.augment,
+        a_ia=args.a_ia,
+        variant=args.variant,
+        sets=args.sets.split(","),
+        metainfo=args.metainfo,
+        progress=not args.quiet,
+    )
+    summary = ", ".join(f"{k} {v}" for k, v in counts.items())
+    print(f"wrote {args.out}/{{train,val,test}}.h5: {summary} patches")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and docs."""
     parser = argparse.ArgumentParser(prog="sop-cosmo", description=__doc__)
@@ -48,6 +99,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_theory)
+
+    p = sub.add_parser(
+        "simulate",
+        help="write a lognormal simulated grid in the CosmoGridV1 layout (offline)",
+        description="Draw cosmologies (Sobol, Om-s8 polygon cut), simulate correlated "
+        "lognormal convergence maps for 4 tomographic bins, and write them with a metainfo "
+        "file in the exact CosmoGridV1 layout under OUT/CosmoGrid.",
+    )
+    p.add_argument("--out", required=True, help="ROOT folder to write CosmoGrid/ into")
+    p.add_argument("--n-cosmologies", type=int, required=True)
+    p.add_argument("--n-perms", type=int, default=1, help="maps per cosmology")
+    p.add_argument("--nside", type=int, default=512, help="HEALPix nside (power of two)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vary", default="", help="also draw these, e.g. H0,Ob,ns,w0")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_simulate)
+
+    p = sub.add_parser(
+        "preprocess",
+        help="cut CosmoGridV1 (or simulated) maps into train/val/test patch files",
+        description="Read every map under ROOT, add noise and smoothing on the sphere, cut "
+        "gnomonic patches and write DIR/{train,val,test}.h5, split by cosmology.",
+    )
+    p.add_argument("--root", required=True, help="folder containing CosmoGrid/")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--patch-size", type=int, required=True, help="pixels per patch side")
+    p.add_argument("--noise", default="none", help="shape noise: none or des-y3")
+    p.add_argument("--smoothing-arcmin", type=float, default=0.0, help="Gaussian FWHM")
+    p.add_argument("--bins", type=_int_list, default=[1, 2, 3, 4], help="e.g. 1,2,3,4")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pixel-arcmin", type=float, default=None, help="default: map pixel scale")
+    p.add_argument("--centres-nside", type=int, default=None, help="patch centre grid")
+    p.add_argument("--augment", action="store_true", help="random rot90/flip of train patches")
+    p.add_argument("--a-ia", type=float, default=0.0, help="intrinsic-alignment amplitude")
+    p.add_argument("--variant", default="nobaryons", help="nobaryons or baryonified")
+    p.add_argument("--sets", default="grid", help="grid, fiducial or grid,fiducial")
+    p.add_argument("--metainfo", default=None, help="default: ROOT/CosmoGrid/...metainfo.h5")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_preprocess)
     return parser
 
 

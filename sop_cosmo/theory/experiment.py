@@ -243,7 +243,7 @@ def plot_table(rows: list[dict], path: str | Path, floor: float = 1e-4) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharey=True)
     series = [
         ("per_feature_error", "per-feature optimum (LP)", "-", "o"),
         ("grouped_error", "SOP, learned selector", "--", "s"),
@@ -264,8 +264,9 @@ def plot_table(rows: list[dict], path: str | Path, floor: float = 1e-4) -> None:
         ax.set_title(f"worst-case {kind} error")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel(f"error (values < {floor:g} drawn at {floor:g})")
-    axes[1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)

@@ -1,0 +1,1 @@
+"""Weak-lensing cosmology: CosmoGridV1 reader, simulator, patches and statistics."""
