@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -78,6 +79,38 @@ def _preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    import logging
+
+    from sop_cosmo.cosmo.train import TrainConfig, train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    config = TrainConfig(
+        kind=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        amp=not args.no_amp,
+        compile=args.compile,
+        checkpoint_every=args.checkpoint_every,
+        backbone=args.backbone,
+        model_options=json.loads(args.model_options) if args.model_options else {},
+    )
+    model = train(args.train, args.val, args.out, config, progress=not args.quiet)
+    print(f"best checkpoint {model}; metrics {args.out}/metrics.jsonl")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from sop_cosmo.cosmo.train import evaluate
+
+    metrics = evaluate(args.checkpoint, args.data, args.out, device=args.device)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and docs."""
     parser = argparse.ArgumentParser(prog="sop-cosmo", description=__doc__)
@@ -138,6 +171,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metainfo", default=None, help="default: ROOT/CosmoGrid/...metainfo.h5")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_preprocess)
+
+    p = sub.add_parser(
+        "train",
+        help="train a cnn, sop or stats regressor of the parameters on patch files",
+        description="Train on DIR/train.h5 with early stopping on DIR/val.h5; write RUN/model.pt "
+        "(best), RUN/last.pt (resumable) and RUN/metrics.jsonl. Started again with the same "
+        "arguments, a killed run resumes from RUN/last.pt.",
+    )
+    p.add_argument("--train", required=True, help="DIR/train.h5")
+    p.add_argument("--val", required=True, help="DIR/val.h5")
+    p.add_argument("--model", required=True, choices=["sop", "cnn", "stats"])
+    p.add_argument("--out", required=True, help="run folder RUN")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backbone", default=None, help="RUN_CNN/model.pt (required for sop)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    p.add_argument("--model-options", default=None, help="JSON, e.g. '{\"n_groups\": 16}'")
+    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model on CUDA")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="MSE per parameter (physical units) of a checkpoint on a patch file",
+        description="Write {'mse': {...}, 'mse_mean': ..., 'n': ...} (plus SOP group statistics "
+        "for sop models) to OUT.",
+    )
+    p.add_argument("--checkpoint", required=True, help="RUN/model.pt")
+    p.add_argument("--data", required=True, help="DIR/test.h5")
+    p.add_argument("--out", required=True, help="RUN/test_metrics.json")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.set_defaults(func=_evaluate)
     return parser
 
 

@@ -1,0 +1,273 @@
+"""The three regressors of Ωm and σ8: a CNN, SOP around that CNN, and an MLP on statistics.
+
+Every model maps *standardised* inputs to *standardised* targets, ``forward(x) -> (B, P)``:
+κ patches (B, C, H, W) for ``cnn`` and ``sop``, summary statistics (B, F) for ``stats``.
+
+The CNN is the anchor's convnet (DESIGN.md §2) made general: per stage a k×k convolution, a
+LeakyReLU and a 2×2 max-pool, for each entry of ``widths`` (anchor: 16, 32, 48 with k = 4); then
+fully connected layers ``hidden`` (anchor: 128, 64, 32) and a linear head. For 66×66 inputs
+the flattened size is 48·5·5 = 1200, as in the anchor. ``widths`` sets depth and width; the
+defaults reproduce the anchor because it is the published reference point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from sop_cosmo.core import ImageBackbone, SOPConfig, SOPOutput, SumOfParts
+
+__all__ = [
+    "MODEL_KINDS",
+    "CNNRegressor",
+    "SOPRegressor",
+    "StatsMLP",
+    "build_model",
+    "default_options",
+]
+
+MODEL_KINDS = ("cnn", "sop", "stats")
+
+_DEFAULTS: dict[str, dict] = {
+    "cnn": {
+        "widths": [16, 32, 48],
+        "kernel": 4,
+        "hidden": [128, 64, 32],
+        "mask_prob": 0.0,
+        "mask_keep": 0.2,
+        "mask_patch": 6,
+    },
+    "sop": {
+        "attention_patch": 6,
+        "n_groups": 20,
+        "keep_fraction": 0.2,
+        "n_heads": 4,
+        "group_gen_scale": 1.0,
+        "group_sel_scale": 1.0,
+        "mask_mode": "ste",
+        "freeze_backbone": True,
+        "selector_init": "head",
+        "chunk_size": 512,
+        "baseline": 0.0,
+    },
+    "stats": {"hidden": [128, 64], "dropout": 0.1},
+}
+
+
+def default_options(kind: str) -> dict:
+    """JSON-serialisable default hyper-parameters of a model kind."""
+    _check_kind(kind)
+    return {k: list(v) if isinstance(v, list) else v for k, v in _DEFAULTS[kind].items()}
+
+
+class CNNRegressor(nn.Module):
+    """The anchor's convnet for C bins and any patch size.
+
+    Parameters
+    ----------
+    in_channels : int
+        Tomographic bins C.
+    patch_size : int
+        Input side H = W.
+    n_outputs : int
+        Targets P.
+    widths : sequence of int
+        Channels of the conv stages (one conv + LeakyReLU + max-pool each).
+    kernel : int
+        Convolution size.
+    hidden : sequence of int
+        Fully connected widths; the last is the pooled feature SOP's selector reads.
+    mask_prob, mask_keep, mask_patch : float, float, int
+        In training only: with probability ``mask_prob`` an input keeps a random fraction
+        ``mask_keep`` of its ``mask_patch``-pixel grid cells and the rest is set to 0 (the
+        standardised mean). This shows the backbone inputs like SOP's group inputs, which a
+        frozen backbone otherwise never saw (DESIGN.md §2). Off by default.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        patch_size: int,
+        n_outputs: int,
+        *,
+        widths: Sequence[int] = (16, 32, 48),
+        kernel: int = 4,
+        hidden: Sequence[int] = (128, 64, 32),
+        mask_prob: float = 0.0,
+        mask_keep: float = 0.2,
+        mask_patch: int = 6,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= mask_prob <= 1.0 or not 0.0 < mask_keep <= 1.0 or mask_patch < 1:
+            raise ValueError(
+                "mask_prob, mask_keep, mask_patch: expected 0 ≤ mask_prob ≤ 1, "
+                f"0 < mask_keep ≤ 1, mask_patch ≥ 1; got {mask_prob}, {mask_keep}, {mask_patch}"
+            )
+        self.mask_prob, self.mask_keep, self.mask_patch = mask_prob, mask_keep, mask_patch
+        if not widths or not hidden:
+            raise ValueError("widths, hidden: give at least one conv stage and one hidden layer")
+        layers: list[nn.Module] = []
+        size, channels = patch_size, in_channels
+        for w in widths:
+            size = (size - kernel + 1) // 2
+            if size < 1:
+                raise ValueError(
+                    f"patch_size: {patch_size} px is too small for {len(widths)} conv stages "
+                    f"of kernel {kernel}; use fewer widths or larger patches"
+                )
+            layers += [nn.Conv2d(channels, w, kernel), nn.LeakyReLU(), nn.MaxPool2d(2)]
+            channels = w
+        self.trunk = nn.Sequential(*layers)  # (B, C, H, W) -> (B, widths[-1], s, s)
+        fc: list[nn.Module] = [nn.Flatten()]
+        width = channels * size * size  # 48·5·5 = 1200 for the anchor on 66×66
+        for h in hidden:
+            fc += [nn.Linear(width, h), nn.LeakyReLU()]
+            width = h
+        self.fc = nn.Sequential(*fc)
+        self.head = nn.Linear(width, n_outputs)
+        self.in_channels, self.patch_size, self.n_outputs = in_channels, patch_size, n_outputs
+        self.feature_dim, self.pooled_dim = channels, width
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Pooled feature (B, hidden[-1])."""
+        return self.fc(self.trunk(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and self.mask_prob > 0:
+            x = self._random_masks(x)
+        return self.head(self.encode(x))
+
+    def _random_masks(self, x: Tensor) -> Tensor:
+        b, p = x.shape[0], self.mask_patch
+        gh, gw = -(-x.shape[-2] // p), -(-x.shape[-1] // p)
+        n_keep = max(1, round(self.mask_keep * gh * gw))
+        # Random top-k cells per input, like SOP's groups; only for a mask_prob share of inputs.
+        scores = torch.rand(b, gh * gw, device=x.device)
+        keep = torch.zeros_like(scores).scatter_(1, scores.topk(n_keep, 1).indices, 1.0)
+        apply = torch.rand(b, 1, device=x.device) < self.mask_prob
+        cells = torch.where(apply, keep, torch.ones_like(keep)).view(b, 1, gh, gw)
+        pixels = cells.repeat_interleave(p, -2).repeat_interleave(p, -1)
+        return x * pixels[..., : x.shape[-2], : x.shape[-1]]
+
+
+class _Encoder(nn.Module):
+    # trunk + fc as one module, so ImageBackbone sees the CNN's own (shared) layers
+    def __init__(self, cnn: CNNRegressor) -> None:
+        super().__init__()
+        self.trunk, self.fc = cnn.trunk, cnn.fc
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.trunk(x))
+
+
+class SOPRegressor(nn.Module):
+    """SOP around a trained :class:`CNNRegressor`; groups are masks over a patch grid.
+
+    Parameters
+    ----------
+    cnn : CNNRegressor
+        The trained backbone (frozen unless ``freeze_backbone`` is False).
+    attention_patch : int
+        Side in pixels of the grouping patches (anchor: 6 px, an 11×11 grid on 66×66).
+    baseline : float
+        Value of masked-out pixels in standardised units (0 = the per-bin mean).
+    **sop_options
+        Fields of :class:`~sop_cosmo.core.SOPConfig`.
+    """
+
+    def __init__(
+        self, cnn: CNNRegressor, *, attention_patch: int = 6, baseline: float = 0.0, **sop_options
+    ) -> None:
+        super().__init__()
+        backbone = ImageBackbone(
+            _Encoder(cnn),
+            cnn.head,
+            image_size=(cnn.patch_size, cnn.patch_size),
+            patch_size=attention_patch,
+            in_channels=cnn.in_channels,
+            n_outputs=cnn.n_outputs,
+            pooled_dim=cnn.pooled_dim,
+            feature_net=cnn.trunk,
+            feature_dim=cnn.feature_dim,
+            baseline=baseline,
+        )
+        self.sop = SumOfParts(backbone, SOPConfig(**sop_options))
+        self.n_groups = self.sop.config.n_groups
+
+    def explain(self, x: Tensor) -> SOPOutput:
+        """The full SOP output: prediction, masks, group outputs and weights."""
+        return self.sop(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.sop(x).prediction
+
+
+class StatsMLP(nn.Module):
+    """A small MLP on standardised summary statistics (the classical baseline)."""
+
+    def __init__(
+        self, n_features: int, n_outputs: int, *, hidden: Sequence[int] = (128, 64),
+        dropout: float = 0.1,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = n_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.LeakyReLU(), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, n_outputs))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def build_model(
+    kind: str,
+    *,
+    in_channels: int,
+    patch_size: int,
+    n_outputs: int,
+    n_features: int | None = None,
+    options: dict | None = None,
+    backbone: nn.Module | None = None,
+) -> nn.Module:
+    """Build a model of ``kind`` ("cnn", "sop" or "stats").
+
+    ``options`` override :func:`default_options`; unknown keys are an error naming them. "sop"
+    needs ``backbone``, a trained :class:`CNNRegressor`; "stats" needs ``n_features``.
+    """
+    _check_kind(kind)
+    opts = default_options(kind)
+    unknown = sorted(set(options or {}) - set(opts))
+    if unknown:
+        raise ValueError(
+            f"options: unknown keys {unknown} for model {kind!r}; known: {sorted(opts)}"
+        )
+    opts.update(options or {})
+    if kind == "cnn":
+        return CNNRegressor(in_channels, patch_size, n_outputs, **opts)
+    if kind == "stats":
+        if n_features is None:
+            raise ValueError("n_features: the stats model needs the number of statistics")
+        return StatsMLP(n_features, n_outputs, **opts)
+    if not isinstance(backbone, CNNRegressor):
+        raise ValueError(
+            "backbone: the sop model wraps a trained cnn; pass --backbone RUN_CNN/model.pt"
+        )
+    if (backbone.in_channels, backbone.patch_size, backbone.n_outputs) != (
+        in_channels, patch_size, n_outputs,
+    ):  # fmt: skip
+        raise ValueError(
+            f"backbone: built for (bins, patch, outputs) = ({backbone.in_channels}, "
+            f"{backbone.patch_size}, {backbone.n_outputs}), data has ({in_channels}, "
+            f"{patch_size}, {n_outputs}); train the cnn on the same patch files"
+        )
+    return SOPRegressor(backbone, **opts)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model: expected one of {MODEL_KINDS}, got {kind!r}")
