@@ -91,6 +91,11 @@ def main() -> None:
     print(f"masked-trained backbone: SOP / CNN(plain) = {mse['sop_masked'] / mse['cnn']:.2f}, "
           f"SOP / stats = {mse['sop_masked'] / mse['stats']:.2f}, "
           f"CNN(masked) / CNN(plain) = {mse['cnn_masked'] / mse['cnn']:.2f}")  # fmt: skip
+    print(f"SOP / its own backbone: plain {mse['sop'] / mse['cnn']:.2f}, "
+          f"masked-trained {mse['sop_masked'] / mse['cnn_masked']:.2f}")  # fmt: skip
+    best_sop, best_cnn = min(mse["sop"], mse["sop_masked"]), min(mse["cnn"], mse["cnn_masked"])
+    print(f"best SOP / best CNN = {best_sop / best_cnn:.2f} (target <= 1.15); "
+          f"best SOP / stats = {best_sop / mse['stats']:.2f} (target < 0.8)")  # fmt: skip
     for name in ("sop", "sop_masked"):
         info = results[name].get("sop", {})
         print(f"{name}: mean active groups {info.get('mean_active_groups', float('nan')):.1f} "
