@@ -1,5 +1,6 @@
 """The Snakemake workflow: lint, format, a tiny real run, and config validation."""
 
+import json
 import os
 import subprocess
 import sys
@@ -43,6 +44,12 @@ def test_tiny_config_runs_end_to_end(tmp_path):
     assert table[0].startswith("function,kind,d,per_feature_error")
     assert len(table) == 1 + 2 * (3 + 2)  # header + monomial d=1..3, binomial d=2..3, 2 kinds
     assert (logs / "theory" / "theory.log").exists()
+    for model in ("cnn", "sop", "stats"):
+        metrics = json.loads((results / "evaluate" / model / "test_metrics.json").read_text())
+        assert set(metrics["mse"]) == {"Om", "s8"} and metrics["n"] > 0
+        assert (logs / "train" / f"{model}.log").exists()
+    for split in ("train", "val", "test"):
+        assert (results / "patches" / f"{split}.h5").exists()
 
 
 def test_bad_config_value_stops_before_any_job(tmp_path):
@@ -52,6 +59,14 @@ def test_bad_config_value_stops_before_any_job(tmp_path):
     assert result.returncode != 0
     out = result.stdout + result.stderr
     assert "max_d" in out and "40" in out
+
+
+def test_real_data_root_must_exist(tmp_path):
+    bad = tmp_path / "real.yaml"
+    bad.write_text(f"data:\n  source: cosmogrid\n  root: {tmp_path / 'nowhere'}\n")
+    result = snakemake("--cores", "1", "--configfile", str(bad), "--dry-run")
+    assert result.returncode != 0
+    assert "data.root" in result.stdout + result.stderr
 
 
 def test_unknown_config_key_is_named(tmp_path):

@@ -1,0 +1,76 @@
+# Stage 3: the black-box CNN, SOP around it, and the classical-statistics baseline.
+
+
+rule train_cnn:
+    input:
+        train=RESULTS / "patches" / "train.h5",
+        val=RESULTS / "patches" / "val.h5",
+    output:
+        RESULTS / "train" / "cnn" / "model.pt",
+    log:
+        LOGS / "train" / "cnn.log",
+    conda:
+        "../envs/sop.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    params:
+        out=RESULTS / "train" / "cnn",
+        cfg=config["train"],
+        options=json_option(config["train"]["cnn_options"]),
+    shell:
+        "sop-cosmo train --train {input.train} --val {input.val} --model cnn"
+        " --out {params.out} --epochs {params.cfg[cnn_epochs]} --seed {params.cfg[seed]}"
+        " --device {params.cfg[device]} --model-options {params.options} --quiet > {log} 2>&1"
+
+
+rule train_sop:
+    input:
+        train=RESULTS / "patches" / "train.h5",
+        val=RESULTS / "patches" / "val.h5",
+        backbone=RESULTS / "train" / "cnn" / "model.pt",
+    output:
+        RESULTS / "train" / "sop" / "model.pt",
+    log:
+        LOGS / "train" / "sop.log",
+    conda:
+        "../envs/sop.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=480,
+        gpu=1,
+    params:
+        out=RESULTS / "train" / "sop",
+        cfg=config["train"],
+        options=json_option(config["train"]["sop_options"]),
+    shell:
+        "sop-cosmo train --train {input.train} --val {input.val} --model sop"
+        " --backbone {input.backbone} --out {params.out} --epochs {params.cfg[sop_epochs]}"
+        " --seed {params.cfg[seed]} --device {params.cfg[device]}"
+        " --model-options {params.options} --quiet > {log} 2>&1"
+
+
+rule train_stats:
+    input:
+        train=RESULTS / "patches" / "train.h5",
+        val=RESULTS / "patches" / "val.h5",
+    output:
+        RESULTS / "train" / "stats" / "model.pt",
+    log:
+        LOGS / "train" / "stats.log",
+    conda:
+        "../envs/sop.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        out=RESULTS / "train" / "stats",
+        cfg=config["train"],
+    shell:
+        "sop-cosmo train --train {input.train} --val {input.val} --model stats"
+        " --out {params.out} --epochs {params.cfg[stats_epochs]} --seed {params.cfg[seed]}"
+        " --device cpu --quiet > {log} 2>&1"
