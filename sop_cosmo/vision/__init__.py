@@ -1,0 +1,36 @@
+"""Sum-of-Parts for images: ViT adapters (pixel masking, token dropping), data readers, demo."""
+
+from .baselines import BASELINE_METHODS, patch_feature_mask, posthoc_attribution
+from .digits import DigitsSplit, load_digits_split, upsample_digits
+from .imagenet_s import IGNORE_ID, ImageNetS, ImageNetSSample, decode_segmentation
+from .model import (
+    TokenDropViTBackbone,
+    ViTCLSEncoder,
+    load_vit,
+    n_kept_units,
+    sop_vit_classifier,
+    tiny_vit,
+    vit_image_backbone,
+    vit_token_backbone,
+)
+
+__all__ = [
+    "BASELINE_METHODS",
+    "IGNORE_ID",
+    "DigitsSplit",
+    "ImageNetS",
+    "ImageNetSSample",
+    "TokenDropViTBackbone",
+    "ViTCLSEncoder",
+    "decode_segmentation",
+    "load_digits_split",
+    "load_vit",
+    "n_kept_units",
+    "patch_feature_mask",
+    "posthoc_attribution",
+    "sop_vit_classifier",
+    "tiny_vit",
+    "upsample_digits",
+    "vit_image_backbone",
+    "vit_token_backbone",
+]
