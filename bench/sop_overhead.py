@@ -22,21 +22,13 @@ import torch
 from torch import nn
 
 from sop_cosmo.core import ImageBackbone, SOPConfig, SumOfParts
+from sop_cosmo.cosmo.backbones import CNNRegressor
 
 
 def anchor_cnn(n_outputs: int = 2) -> tuple[nn.Module, nn.Module, nn.Module]:
-    """Trunk, encoder and head of the anchor's CNN: 66×66 → 48×5×5 = 1200 → 128 → 64 → 32."""
-    act = nn.LeakyReLU
-    trunk = nn.Sequential(
-        nn.Conv2d(1, 16, 4), act(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 4), act(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 48, 4), act(), nn.MaxPool2d(2),
-    )  # fmt: skip
-    encoder = nn.Sequential(
-        trunk, nn.Flatten(), nn.Linear(1200, 128), act(), nn.Linear(128, 64), act(),
-        nn.Linear(64, 32), act(),
-    )  # fmt: skip
-    return trunk, encoder, nn.Linear(32, n_outputs)
+    """Trunk, encoder and head of the anchor's CNN on 66×66 (the pipeline's own CNNRegressor)."""
+    cnn = CNNRegressor(1, 66, n_outputs)  # defaults are the anchor's convnet
+    return cnn.trunk, nn.Sequential(cnn.trunk, cnn.fc), cnn.head
 
 
 def timed(step, device: torch.device) -> float:
