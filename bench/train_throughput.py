@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from sop_overhead import timed  # bench/ is on sys.path when this script runs
 from torch import nn
 
 from sop_cosmo.cosmo.backbones import build_model
@@ -58,13 +58,7 @@ def measure(device: torch.device, args: argparse.Namespace) -> dict:
     times: dict[str, list[float]] = {k: [] for k in steps}
     for _ in range(args.repeats):
         for name, step in steps.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(timed(step, device))
     cnn_t, sop_t = (statistics.median(times[k]) for k in ("cnn", "sop"))
     return {"cnn_ms": 1e3 * cnn_t, "sop_ms": 1e3 * sop_t, "ratio": sop_t / (args.groups * cnn_t)}
 

@@ -147,7 +147,7 @@ class GroupGenerator(nn.Module):
 
         # Straight-through surrogate around the keep threshold.
         finite = scores.masked_fill(~unit_valid.unsqueeze(1), 0.0).detach()
-        sorted_s = torch.sort(finite.masked_fill(~unit_valid.unsqueeze(1), -1e30), -1, True)[0]
+        sorted_s = torch.sort(scores.detach(), -1, descending=True)[0]  # invalid units: -inf, last
         last_kept = sorted_s.gather(-1, (n_keep - 1).unsqueeze(-1))
         first_out = sorted_s.gather(-1, n_keep.clamp_max(n - 1).unsqueeze(-1))
         first_out = torch.where(n_keep.unsqueeze(-1) >= n_valid.view(b, 1, 1), last_kept, first_out)
