@@ -111,6 +111,36 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyze(args: argparse.Namespace) -> int:
+    from sop_cosmo.cosmo.analysis import analyze
+
+    summary = analyze(
+        args.checkpoint,
+        args.data,
+        args.out,
+        void_sigma=args.void_sigma,
+        cluster_sigma=args.cluster_sigma,
+        tau_void=args.tau_void,
+        tau_cluster=args.tau_cluster,
+        bin=args.bin,
+        max_maps=args.max_maps,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    for name, c in summary["contributions"].items():
+        parts = ", ".join(
+            f"{t} {c[t]:.3f} [{c['ci95'][t][0]:.3f}, {c['ci95'][t][1]:.3f}]"
+            for t in ("void", "cluster", "other")
+        )
+        print(f"{name}: {parts}")
+    rates = ", ".join(f"{t} {v:.3f}" for t, v in summary["group_type_rates"].items())
+    print(f"group type rates: {rates}; purity {summary['purity']:.3f}; {summary['n_maps']} maps")
+    print(f"wrote {args.out}/summary.json, groups.csv, groups.h5, threshold_sweep.csv, figures/")
+    return 0
+
+
 def _vision_demo(args: argparse.Namespace) -> int:
     from sop_cosmo.vision.demo import run_demo
 
@@ -216,6 +246,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="RUN/test_metrics.json")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser(
+        "analyze",
+        help="void/cluster analysis of a trained SOP's groups on a patch file",
+        description="Classify the SOP groups of each map as void, cluster or other on the "
+        "physical κ of one bin, and write OUT/summary.json (contributions per parameter with "
+        "bootstrap CIs, paired Om - s8 differences, purity), groups.csv, groups.h5, "
+        "threshold_sweep.csv and figures/. See docs/analysis.md.",
+    )
+    p.add_argument("--checkpoint", required=True, help="RUN/model.pt of a sop run")
+    p.add_argument("--data", required=True, help="DIR/test.h5")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--void-sigma", type=float, default=0.0, help="void pixel: κ < this·σ")
+    p.add_argument("--cluster-sigma", type=float, default=3.0, help="cluster pixel: κ > this·σ")
+    p.add_argument("--tau-void", type=float, default=0.6, help="min. void-pixel fraction")
+    p.add_argument("--tau-cluster", type=float, default=0.015, help="min. cluster-pixel fraction")
+    p.add_argument("--bin", type=int, default=-1, help="bin index to analyse (-1: last, highest z)")
+    p.add_argument("--max-maps", type=int, default=None, help="at most N maps, spread evenly")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over maps")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_analyze)
 
     p = sub.add_parser(
         "vision-demo",

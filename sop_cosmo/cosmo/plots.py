@@ -1,0 +1,291 @@
+"""Figures of the void/cluster analysis (:mod:`sop_cosmo.cosmo.analysis`).
+
+Every function draws one PNG with matplotlib's object API (no pyplot state, so nothing here
+changes the backend of a notebook that imports it) and writes it atomically. κ is always shown
+with a diverging colormap centred on 0, so voids (κ < 0) are blue and overdensities red.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from numpy.typing import NDArray
+
+from sop_cosmo._io import atomic_path
+
+__all__ = [
+    "TYPE_COLORS",
+    "contribution_bars",
+    "groups_gallery",
+    "sweep_curves",
+    "weight_histograms",
+    "write_figures",
+]
+
+#: Colour of each group type, in the order of ``analysis.TYPE_NAMES``.
+TYPE_COLORS: tuple[str, ...] = ("#1f5fbf", "#d62728", "#7f7f7f")
+_TYPE_NAMES = ("void", "cluster", "other")  # repeated here so plots needs no analysis import
+_PARAM_STYLES = ("-", "--", ":", "-.")
+
+
+def _save(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+    return path
+
+
+def _upsample(grid: NDArray, shape: tuple[int, int], patch: int | None) -> NDArray:
+    from sop_cosmo.cosmo.analysis import upsample_masks
+
+    return upsample_masks(grid[None], shape, patch=patch)[0]
+
+
+def groups_gallery(
+    path: str | os.PathLike,
+    kappa: NDArray,
+    masks: NDArray,
+    weights: NDArray,
+    types: NDArray,
+    param_names: Sequence[str],
+    *,
+    patch: int | None = None,
+    pixel_arcmin: float | None = None,
+    n_maps: int = 4,
+    bin_label: int | None = None,
+) -> Path:
+    """κ patches with the outlines of the groups each parameter selects.
+
+    One row per map (``n_maps`` spread evenly over the analysed maps), one column per
+    parameter. Each group with weight > 0 for that parameter is outlined in its type's colour,
+    with a line width growing with its weight; the weights of the three heaviest groups are
+    written at their centres.
+
+    Parameters
+    ----------
+    path : path-like
+        Output PNG.
+    kappa : numpy.ndarray
+        (N, H, W) physical κ of the analysed bin.
+    masks : numpy.ndarray
+        (N, G, gh, gw) grid masks.
+    weights : numpy.ndarray
+        (N, G, P) selector weights.
+    types : numpy.ndarray
+        (N, G) type codes.
+    param_names : sequence of str
+        Column titles.
+    patch : int, optional
+        Attention patch size in pixels (see ``upsample_masks``).
+    pixel_arcmin : float, optional
+        Pixel side; axes are in arcmin when given, else in pixels.
+    n_maps : int
+        Rows.
+    bin_label : int, optional
+        Tomographic bin, for the colorbar label.
+    """
+    n, h, w = kappa.shape
+    rows = np.unique(np.round(np.linspace(0, n - 1, min(n_maps, n))).astype(int))
+    n_par = len(param_names)
+    scale = float(pixel_arcmin) if pixel_arcmin else 1.0
+    unit = "arcmin" if pixel_arcmin else "pixel"
+    extent = (-0.5 * scale, (w - 0.5) * scale, (h - 0.5) * scale, -0.5 * scale)
+    xs, ys = np.arange(w) * scale, np.arange(h) * scale
+    fig = Figure(figsize=(3.6 * n_par + 0.9, 3.3 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), n_par, squeeze=False)
+    for r, i in enumerate(rows):
+        lim = float(np.abs(kappa[i]).max()) or 1.0
+        norm = TwoSlopeNorm(vmin=-lim, vcenter=0.0, vmax=lim)
+        pix = _upsample(masks[i], (h, w), patch)
+        for q, name in enumerate(param_names):
+            ax = axes[r, q]
+            im = ax.imshow(kappa[i], cmap="RdBu_r", norm=norm, extent=extent)
+            order = np.argsort(-weights[i, :, q])
+            for rank, g in enumerate(order):
+                wg = float(weights[i, g, q])
+                if wg <= 0 or not pix[g].any():
+                    continue
+                ax.contour(xs, ys, pix[g].astype(float), levels=[0.5],
+                           colors=[TYPE_COLORS[int(types[i, g])]],
+                           linewidths=0.6 + 3.0 * wg)  # fmt: skip
+                if rank < 3:
+                    yy, xx = np.nonzero(pix[g])
+                    ax.text(xx.mean() * scale, yy.mean() * scale, f"{wg:.2f}", fontsize=7,
+                            ha="center", va="center", color="k",
+                            bbox={"boxstyle": "round,pad=0.1", "fc": "w", "alpha": 0.7,
+                                  "lw": 0})  # fmt: skip
+            ax.set_title(f"map {i}: groups selected for {name}", fontsize=9)
+            ax.set_xlabel(f"x [{unit}]")
+            ax.set_ylabel(f"y [{unit}]")
+        label = "κ (convergence)" if bin_label is None else f"κ (convergence), bin {bin_label}"
+        fig.colorbar(im, ax=list(axes[r]), shrink=0.85, label=label)
+    handles = [
+        Line2D([], [], color=c, lw=2, label=t)
+        for c, t in zip(TYPE_COLORS, _TYPE_NAMES, strict=True)
+    ]
+    handles.append(Line2D([], [], color="k", lw=3.6, label="line width ∝ selector weight"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
+    return _save(fig, path)
+
+
+def contribution_bars(path: str | os.PathLike, summary: dict[str, Any]) -> Path:
+    """Mean summed selector weight per group type and parameter, with 95% bootstrap CIs.
+
+    Black ticks mark the base rate of each type (the weight a uniform selector would give):
+    a bar above its tick means the selector prefers that type beyond its prevalence.
+    """
+    contrib = summary["contributions"]
+    names = list(contrib)
+    base = summary.get("base_rates", summary["group_type_rates"])
+    fig = Figure(figsize=(1.8 + 2.0 * len(names), 3.8), layout="constrained")
+    ax = fig.subplots()
+    width = 0.26
+    for i, (tn, color) in enumerate(zip(_TYPE_NAMES, TYPE_COLORS, strict=True)):
+        x = np.arange(len(names)) + (i - 1) * width
+        vals = np.array([contrib[p][tn] for p in names])
+        ci = np.array([contrib[p]["ci95"][tn] for p in names])
+        err = np.abs(np.stack([vals - ci[:, 0], ci[:, 1] - vals]))
+        ax.bar(x, vals, width, color=color, label=tn, yerr=err, capsize=3,
+               error_kw={"lw": 1})  # fmt: skip
+        ax.hlines([base[tn]] * len(names), x - width / 2, x + width / 2, colors="k", lw=2)
+    ax.plot([], [], color="k", lw=2, label="base rate (uniform selector)")
+    ax.set_xticks(np.arange(len(names)), names)
+    ax.set_xlabel("parameter")
+    ax.set_ylabel("mean summed selector weight per map")
+    ax.set_ylim(0, 1)
+    thr = summary["thresholds"]
+    ax.set_title(
+        f"contributions by group type ({summary['n_maps']} maps, 95% bootstrap CI; "
+        f"void κ<{thr['void_sigma']:g}σ, cluster κ>{thr['cluster_sigma']:g}σ)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def weight_histograms(
+    path: str | os.PathLike,
+    weights: NDArray,
+    types: NDArray,
+    param_names: Sequence[str],
+    *,
+    bins: int = 20,
+) -> Path:
+    """Histograms of the non-zero selector weights by group type, one panel per parameter.
+
+    Sparsemax gives most groups exactly 0; the legend counts how many groups of each type
+    are active (weight > 0).
+    """
+    fig = Figure(figsize=(3.8 * len(param_names), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(param_names), squeeze=False)[0]
+    edges = np.linspace(0, 1, bins + 1)
+    for q, name in enumerate(param_names):
+        ax = axes[q]
+        for i, (tn, color) in enumerate(zip(_TYPE_NAMES, TYPE_COLORS, strict=True)):
+            wt = weights[..., q][types == i]
+            active = wt[wt > 0]
+            ax.hist(active, bins=edges, histtype="step", color=color, lw=1.6,
+                    label=f"{tn}: {active.size}/{wt.size} active")  # fmt: skip
+        ax.set_yscale("log")
+        ax.set_xlabel(f"selector weight w for {name} (weight > 0 only)")
+        ax.set_ylabel("groups")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def sweep_curves(
+    path: str | os.PathLike, sweep: Sequence[dict[str, float]], summary: dict[str, Any]
+) -> Path:
+    """Threshold sweep: void contributions vs τ_void, cluster contributions and purity vs τ_c.
+
+    Dotted black lines are the base rates (share of groups of that type); a contribution above
+    its base rate at every threshold is a preference that does not hinge on one τ.
+    """
+    names = list(summary["contributions"])
+    tv0 = summary["class_thresholds"]["tau_void"]
+    tc0 = summary["class_thresholds"]["tau_cluster"]
+    cs0 = summary["thresholds"]["cluster_sigma"]
+    rows = list(sweep)
+    sigmas = sorted({r["cluster_sigma"] for r in rows})
+    fig = Figure(figsize=(13, 3.8), layout="constrained")
+    ax_v, ax_c, ax_p = fig.subplots(1, 3)
+
+    sel = sorted((r for r in rows if r["cluster_sigma"] == cs0 and r["tau_cluster"] == tc0),
+                 key=lambda r: r["tau_void"])  # fmt: skip
+    x = [r["tau_void"] for r in sel]
+    for q, name in enumerate(names):
+        ax_v.plot(x, [r[f"{name}_void"] for r in sel], _PARAM_STYLES[q % 4], marker="o",
+                  color=TYPE_COLORS[0], label=f"{name}: void contribution")  # fmt: skip
+    ax_v.plot(x, [r["rate_void"] for r in sel], ":", color="k", label="void base rate")
+    ax_v.axvline(tv0, color="0.6", lw=0.8)
+    ax_v.set_xlabel("τ_void (min. fraction of void pixels)")
+    ax_v.set_ylabel("mean summed weight / share of groups")
+    ax_v.set_title(f"voids (τ_c = {tc0:g}, cluster κ > {cs0:g}σ)", fontsize=9)
+    ax_v.legend(fontsize=7)
+
+    cmap = ["#fdae61", "#d62728", "#67000d", "#3f007d"]
+    for k, cs in enumerate(sigmas):
+        sel = sorted((r for r in rows if r["cluster_sigma"] == cs and r["tau_void"] == tv0),
+                     key=lambda r: r["tau_cluster"])  # fmt: skip
+        x = [r["tau_cluster"] for r in sel]
+        color = cmap[k % len(cmap)]
+        for q, name in enumerate(names):
+            ax_c.plot(x, [r[f"{name}_cluster"] for r in sel], _PARAM_STYLES[q % 4],
+                      marker="o", ms=3, color=color,
+                      label=f"{name}, κ>{cs:g}σ")  # fmt: skip
+        ax_c.plot(x, [r["rate_cluster"] for r in sel], ":", color=color, lw=1,
+                  label=f"base rate, κ>{cs:g}σ")  # fmt: skip
+        ax_p.plot(x, [r["purity"] for r in sel], marker="o", ms=3, color=color,
+                  label=f"cluster κ>{cs:g}σ")  # fmt: skip
+    for ax in (ax_c, ax_p):
+        ax.set_xscale("log")
+        ax.axvline(tc0, color="0.6", lw=0.8)
+        ax.set_xlabel("τ_cluster (min. fraction of cluster pixels)")
+    ax_c.set_ylabel("mean summed weight / share of groups")
+    ax_c.set_title(f"clusters (τ_void = {tv0:g})", fontsize=9)
+    ax_c.legend(fontsize=6, ncols=2)
+    ax_p.set_ylabel("purity (anchor definition)")
+    ax_p.set_ylim(0, 1)
+    ax_p.set_title(f"purity (τ_void = {tv0:g})", fontsize=9)
+    ax_p.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def write_figures(
+    fig_dir: str | os.PathLike,
+    *,
+    kappa: NDArray,
+    masks: NDArray,
+    weights: NDArray,
+    types: NDArray,
+    summary: dict[str, Any],
+    sweep: Sequence[dict[str, float]],
+    patch: int | None = None,
+    pixel_arcmin: float | None = None,
+) -> list[Path]:
+    """Write the four analysis figures into ``fig_dir``; returns their paths."""
+    d = Path(fig_dir)
+    names = list(summary["param_names"])
+    return [
+        groups_gallery(
+            d / "groups_gallery.png",
+            kappa,
+            masks,
+            weights,
+            types,
+            names,
+            patch=patch,
+            pixel_arcmin=pixel_arcmin,
+            bin_label=summary.get("bin"),
+        ),
+        contribution_bars(d / "contributions.png", summary),
+        weight_histograms(d / "weight_hist.png", weights, types, names),
+        sweep_curves(d / "threshold_sweep.png", sweep, summary),
+    ]
