@@ -19,6 +19,9 @@ LOGS = Path(config["logs"])
 SPLITS = ("train", "val", "test")
 SIMULATED = config["data"]["source"] == "simulated"
 DATA_ROOT = RESULTS / "simulate" if SIMULATED else Path(config["data"]["root"])
+# Training and attribution jobs ask for one GPU (sbatch --gpus=1 under profiles/slurm) unless
+# the config pins them to the CPU; a GPU request would then only wait for a node it never uses.
+GPU = 0 if config["train"]["device"] == "cpu" else 1
 
 
 def metainfo_input():
@@ -39,10 +42,38 @@ def json_option(options):
     return shlex.quote(json.dumps(options, sort_keys=True))
 
 
+def optional_flag(name, value):
+    """A command-line option, or nothing when the config leaves it unset.
+
+    ``None`` and ``False`` give nothing, ``True`` gives the bare flag, any other value
+    ``name value`` (shell-quoted).
+    """
+    if value is None or value is False:
+        return ""
+    if value is True:
+        return name
+    return f"{name} {shlex.quote(str(value))}"
+
+
+def threshold_flags():
+    """The void/cluster thresholds of the analysis, shared by analyze and baselines."""
+    cfg = config["analyze"]
+    return " ".join(
+        optional_flag(f"--{key.replace('_', '-')}", cfg[key])
+        for key in ("void_sigma", "cluster_sigma", "tau_void", "tau_cluster")
+    )
+
+
 def all_outputs():
     """Final targets of the workflow."""
     targets = [RESULTS / "theory" / "theory.csv", RESULTS / "theory" / "theory.png"]
     targets += [
         RESULTS / "evaluate" / m / "test_metrics.json" for m in ("cnn", "sop", "stats")
+    ]
+    targets += [
+        RESULTS / "analyze" / "summary.json",
+        RESULTS / "baselines" / "baselines.csv",
+        RESULTS / "controls" / "controls.json",
+        RESULTS / "report" / "void_cluster_findings.ipynb",
     ]
     return targets

@@ -6,7 +6,12 @@ rule evaluate:
         model=RESULTS / "train" / "{model}" / "model.pt",
         data=RESULTS / "patches" / "test.h5",
     output:
-        RESULTS / "evaluate" / "{model}" / "test_metrics.json",
+        report(
+            RESULTS / "evaluate" / "{model}" / "test_metrics.json",
+            category="Metrics",
+            subcategory="Test MSE",
+            labels={"model": "{model}", "file": "test_metrics.json"},
+        ),
     log:
         LOGS / "evaluate" / "{model}.log",
     wildcard_constraints:

@@ -3,8 +3,16 @@
 
 rule theory:
     output:
-        csv=RESULTS / "theory" / "theory.csv",
-        png=RESULTS / "theory" / "theory.png",
+        csv=report(
+            RESULTS / "theory" / "theory.csv",
+            category="Theory",
+            labels={"file": "theory.csv"},
+        ),
+        png=report(
+            RESULTS / "theory" / "theory.png",
+            category="Theory",
+            labels={"file": "theory.png"},
+        ),
     log:
         LOGS / "theory" / "theory.log",
     conda:

@@ -1,4 +1,5 @@
 # Stage 3: the black-box CNN, SOP around it, and the classical-statistics baseline.
+# GPU is 1 (one GPU per job on a cluster) unless train.device is cpu; see common.smk.
 
 
 rule train_cnn:
@@ -15,7 +16,7 @@ rule train_cnn:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=1,
+        gpu=GPU,
     params:
         out=RESULTS / "train" / "cnn",
         cfg=config["train"],
@@ -41,7 +42,7 @@ rule train_sop:
     resources:
         mem_mb=8000,
         runtime=480,
-        gpu=1,
+        gpu=GPU,
     params:
         out=RESULTS / "train" / "sop",
         cfg=config["train"],

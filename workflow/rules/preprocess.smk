@@ -1,24 +1,4 @@
-# Stage 1-2: the simulated grid (or real CosmoGridV1 data) and the flat patch files.
-
-
-rule simulate:
-    output:
-        meta=DATA_ROOT / "CosmoGrid" / "CosmoGridV1_metainfo.h5",
-    log:
-        LOGS / "simulate" / "simulate.log",
-    conda:
-        "../envs/sop.yaml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    params:
-        root=DATA_ROOT,
-        cfg=config["simulate"],
-    shell:
-        "sop-cosmo simulate --out {params.root} --n-cosmologies {params.cfg[n_cosmologies]}"
-        " --n-perms {params.cfg[n_perms]} --nside {params.cfg[nside]}"
-        " --seed {params.cfg[seed]} --quiet > {log} 2>&1"
+# Stage 2: flat patch files split by cosmology (DESIGN.md §3.2), from simulated or real maps.
 
 
 rule preprocess:

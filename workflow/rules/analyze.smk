@@ -1,0 +1,134 @@
+# Stage 5: what the trained SOP's groups are (void, cluster, other) and how much each parameter
+# relies on them; the same test maps through captum baselines; controls with known answers.
+# The science is in sop_cosmo.cosmo.analysis, sop_cosmo.attribution and sop_cosmo.cosmo.controls.
+
+
+rule analyze:
+    input:
+        model=RESULTS / "train" / "sop" / "model.pt",
+        data=RESULTS / "patches" / "test.h5",
+    output:
+        summary=report(
+            RESULTS / "analyze" / "summary.json",
+            category="Analysis",
+            labels={"file": "summary.json"},
+        ),
+        groups_csv=RESULTS / "analyze" / "groups.csv",
+        groups_h5=RESULTS / "analyze" / "groups.h5",
+        sweep=report(
+            RESULTS / "analyze" / "threshold_sweep.csv",
+            category="Analysis",
+            labels={"file": "threshold_sweep.csv"},
+        ),
+        groups_gallery=report(
+            RESULTS / "analyze" / "figures" / "groups_gallery.png",
+            category="Analysis",
+            labels={"figure": "groups_gallery"},
+        ),
+        contributions=report(
+            RESULTS / "analyze" / "figures" / "contributions.png",
+            category="Analysis",
+            labels={"figure": "contributions"},
+        ),
+        weight_hist=report(
+            RESULTS / "analyze" / "figures" / "weight_hist.png",
+            category="Analysis",
+            labels={"figure": "weight_hist"},
+        ),
+        sweep_png=report(
+            RESULTS / "analyze" / "figures" / "threshold_sweep.png",
+            category="Analysis",
+            labels={"figure": "threshold_sweep"},
+        ),
+    log:
+        LOGS / "analyze" / "analyze.log",
+    conda:
+        "../envs/sop.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=GPU,
+    params:
+        out=RESULTS / "analyze",
+        cfg=config["analyze"],
+        thresholds=threshold_flags(),
+        max_maps=optional_flag("--max-maps", config["analyze"]["max_maps"]),
+        device=config["train"]["device"],
+    shell:
+        "sop-cosmo analyze --checkpoint {input.model} --data {input.data} --out {params.out}"
+        " {params.thresholds} --bin {params.cfg[bin]} {params.max_maps}"
+        " --n-boot {params.cfg[n_boot]} --seed {params.cfg[seed]}"
+        " --device {params.device} --quiet > {log} 2>&1"
+
+
+rule baselines:
+    input:
+        model=RESULTS / "train" / "sop" / "model.pt",
+        data=RESULTS / "patches" / "test.h5",
+    output:
+        csv=report(
+            RESULTS / "baselines" / "baselines.csv",
+            category="Baselines",
+            labels={"file": "baselines.csv"},
+        ),
+        json=RESULTS / "baselines" / "baselines.json",
+        mse_vs_purity=report(
+            RESULTS / "baselines" / "figures" / "mse_vs_purity.png",
+            category="Baselines",
+            labels={"figure": "mse_vs_purity"},
+        ),
+        insertion_deletion=report(
+            RESULTS / "baselines" / "figures" / "insertion_deletion.png",
+            category="Baselines",
+            labels={"figure": "insertion_deletion"},
+        ),
+    log:
+        LOGS / "baselines" / "baselines.log",
+    conda:
+        "../envs/sop.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=GPU,
+    params:
+        out=RESULTS / "baselines",
+        cfg=config["baselines"],
+        thresholds=threshold_flags(),
+        max_maps=optional_flag("--max-maps", config["baselines"]["max_maps"]),
+        device=config["train"]["device"],
+    shell:
+        "sop-cosmo baselines --checkpoint {input.model} --data {input.data} --out {params.out}"
+        " --methods {params.cfg[methods]} {params.max_maps} {params.thresholds}"
+        " --n-samples {params.cfg[n_samples]} --ig-steps {params.cfg[ig_steps]}"
+        " --seed {params.cfg[seed]} --device {params.device} --quiet > {log} 2>&1"
+
+
+rule controls:
+    output:
+        json=report(
+            RESULTS / "controls" / "controls.json",
+            category="Controls",
+            labels={"file": "controls.json"},
+        ),
+        figure=report(
+            RESULTS / "controls" / "figures" / "controls.png",
+            category="Controls",
+            labels={"figure": "controls"},
+        ),
+    log:
+        LOGS / "controls" / "controls.log",
+    conda:
+        "../envs/sop.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        out=RESULTS / "controls",
+        quick=optional_flag("--quick", config["controls"]["quick"]),
+        seed=config["controls"]["seed"],
+    shell:
+        "sop-cosmo controls --out {params.out} {params.quick} --seed {params.seed}"
+        " --quiet > {log} 2>&1"
