@@ -7,12 +7,14 @@ with a diverging colormap centred on 0, so voids (κ < 0) are blue and overdensi
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.collections import LineCollection
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -38,14 +40,32 @@ _PARAM_STYLES = ("-", "--", ":", "-.")
 def _save(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+        fig.savefig(tmp, dpi=dpi, format="png")  # constrained layout already fits the labels
     return path
 
 
-def _upsample(grid: NDArray, shape: tuple[int, int], patch: int | None) -> NDArray:
-    from sop_cosmo.cosmo.analysis import upsample_masks
+def _outline(cells: NDArray, patch: int, shape: tuple[int, int], scale: float) -> NDArray:
+    """Boundary segments (S, 2, 2) of a group's grid cells, along pixel edges.
 
-    return upsample_masks(grid[None], shape, patch=patch)[0]
+    Cell (r, c) covers pixels [r·patch, min((r+1)·patch, H)) × [c·patch, min((c+1)·patch, W));
+    a side is drawn where the neighbouring cell is outside the group (or the image).
+    """
+    on = np.pad(cells != 0, 1)
+    h, w = shape
+    gh, gw = cells.shape
+    ys = np.minimum(np.arange(gh + 1) * patch, h) - 0.5
+    xs = np.minimum(np.arange(gw + 1) * patch, w) - 0.5
+    inner = on[1:-1, 1:-1]
+    segs = []
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        r, c = np.nonzero(inner & ~on[1 + dr : 1 + dr + gh, 1 + dc : 1 + dc + gw])
+        if dr:  # a horizontal side at the top (dr = -1) or bottom of the cell
+            y = ys[r + (dr > 0)]
+            segs.append(np.stack([np.stack([xs[c], y], 1), np.stack([xs[c + 1], y], 1)], 1))
+        else:
+            x = xs[c + (dc > 0)]
+            segs.append(np.stack([np.stack([x, ys[r]], 1), np.stack([x, ys[r + 1]], 1)], 1))
+    return np.concatenate(segs) * scale
 
 
 def groups_gallery(
@@ -97,30 +117,29 @@ def groups_gallery(
     scale = float(pixel_arcmin) if pixel_arcmin else 1.0
     unit = "arcmin" if pixel_arcmin else "pixel"
     extent = (-0.5 * scale, (w - 0.5) * scale, (h - 0.5) * scale, -0.5 * scale)
-    xs, ys = np.arange(w) * scale, np.arange(h) * scale
+    p = int(patch) if patch else math.ceil(h / masks.shape[-2])
     fig = Figure(figsize=(3.6 * n_par + 0.9, 3.3 * len(rows)), layout="constrained")
     axes = fig.subplots(len(rows), n_par, squeeze=False)
     for r, i in enumerate(rows):
         lim = float(np.abs(kappa[i]).max()) or 1.0
         norm = TwoSlopeNorm(vmin=-lim, vcenter=0.0, vmax=lim)
-        pix = _upsample(masks[i], (h, w), patch)
         for q, name in enumerate(param_names):
             ax = axes[r, q]
             im = ax.imshow(kappa[i], cmap="RdBu_r", norm=norm, extent=extent)
             order = np.argsort(-weights[i, :, q])
             for rank, g in enumerate(order):
                 wg = float(weights[i, g, q])
-                if wg <= 0 or not pix[g].any():
+                if wg <= 0 or not masks[i, g].any():
                     continue
-                ax.contour(xs, ys, pix[g].astype(float), levels=[0.5],
-                           colors=[TYPE_COLORS[int(types[i, g])]],
-                           linewidths=0.6 + 3.0 * wg)  # fmt: skip
+                outline = _outline(masks[i, g], p, (h, w), scale)
+                color = TYPE_COLORS[int(types[i, g])]
+                ax.add_collection(LineCollection(outline, colors=color, linewidths=0.6 + 3 * wg))
                 if rank < 3:
-                    yy, xx = np.nonzero(pix[g])
-                    ax.text(xx.mean() * scale, yy.mean() * scale, f"{wg:.2f}", fontsize=7,
-                            ha="center", va="center", color="k",
-                            bbox={"boxstyle": "round,pad=0.1", "fc": "w", "alpha": 0.7,
-                                  "lw": 0})  # fmt: skip
+                    yy, xx = np.nonzero(masks[i, g])
+                    cx = ((xx.mean() + 0.5) * p - 0.5) * scale
+                    cy = ((yy.mean() + 0.5) * p - 0.5) * scale
+                    box = {"boxstyle": "round,pad=0.1", "fc": "w", "alpha": 0.7, "lw": 0}
+                    ax.text(cx, cy, f"{wg:.2f}", fontsize=7, ha="center", va="center", bbox=box)
             ax.set_title(f"map {i}: groups selected for {name}", fontsize=9)
             ax.set_xlabel(f"x [{unit}]")
             ax.set_ylabel(f"y [{unit}]")

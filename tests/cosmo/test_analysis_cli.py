@@ -1,0 +1,193 @@
+"""`sop-cosmo analyze` end to end on a tiny trained SOP: outputs, schema, consistency, errors."""
+
+import csv
+import json
+
+import h5py
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from sop_cosmo.cli import main
+from sop_cosmo.cosmo.analysis import (
+    STAT_NAMES,
+    TYPE_NAMES,
+    analyze,
+    classify_groups,
+    group_statistics,
+    upsample_masks,
+)
+from sop_cosmo.cosmo.train import TrainConfig, evaluate, train
+
+# Trains a tiny cnn and SOP once per module (~10-15 s on a loaded 2-core machine).
+pytestmark = pytest.mark.slow
+
+SIZE, PATCH, GROUPS = 24, 4, 4
+TINY_CNN = {"widths": [8], "kernel": 3, "hidden": [16]}
+TINY_SOP = {"attention_patch": PATCH, "n_groups": GROUPS, "keep_fraction": 0.25, "n_heads": 1}
+ATTRS = {"pixel_arcmin": 6.87, "patch_size": SIZE, "nside": 64, "bins": [1, 3],
+         "smoothing_arcmin": 0.0, "noise": "none", "source": "simulated"}  # fmt: skip
+
+
+def _lognormal_patches(path, n, seed, first_id):
+    """Skewed, spatially smooth κ (voids below 0, rare high peaks), 2 bins, learnable params."""
+    rng = np.random.default_rng(seed)
+    om, s8 = rng.uniform(0.2, 0.4, n), rng.uniform(0.6, 1.0, n)
+    g = ndimage.gaussian_filter(rng.standard_normal((n, 2, SIZE, SIZE)), (0, 0, 1.5, 1.5))
+    g /= g.std(axis=(2, 3), keepdims=True)
+    amp = (0.01 * s8)[:, None, None, None] * np.array([1.0, 2.0])[None, :, None, None]
+    kappa = amp * (np.exp(0.8 * g) - np.exp(0.32)) + 0.002 * om[:, None, None, None]
+    with h5py.File(path, "w") as f:
+        f["kappa"] = kappa.astype("f4")
+        f["params"] = np.stack([om, s8], 1).astype("f4")
+        f["params"].attrs["names"] = ["Om", "s8"]
+        f["cosmo_id"] = np.arange(first_id, first_id + n, dtype="i8")
+        f.attrs.update(ATTRS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("analysis")
+    tr = _lognormal_patches(d / "train.h5", 48, 0, 0)
+    va = _lognormal_patches(d / "val.h5", 16, 1, 100)
+    te = _lognormal_patches(d / "test.h5", 20, 2, 200)
+    base = {"epochs": 1, "batch_size": 8, "lr": 3e-3, "device": "cpu"}
+    cnn = train(tr, va, d / "cnn", TrainConfig(kind="cnn", model_options=TINY_CNN, **base),
+                progress=False)  # fmt: skip
+    sop = train(tr, va, d / "sop",
+                TrainConfig(kind="sop", backbone=str(cnn), model_options=TINY_SOP, **base),
+                progress=False)  # fmt: skip
+    out = d / "A"
+    code = main(["analyze", "--checkpoint", str(sop), "--data", str(te), "--out", str(out),
+                 "--n-boot", "200", "--seed", "1", "--device", "cpu", "--quiet"])  # fmt: skip
+    assert code == 0
+    return {"dir": d, "cnn": cnn, "sop": sop, "test": te, "out": out}
+
+
+CONTRACT_TOP = {"thresholds", "contributions", "differences", "group_type_rates", "purity",
+                "n_maps"}  # fmt: skip
+
+
+def test_summary_has_exactly_the_contract_schema(run):
+    s = json.loads((run["out"] / "summary.json").read_text())
+    assert CONTRACT_TOP <= set(s)
+    assert set(s["thresholds"]) == {"void_sigma", "cluster_sigma"}
+    assert s["thresholds"] == {"void_sigma": 0.0, "cluster_sigma": 3.0}
+    assert set(s["contributions"]) == {"Om", "s8"}
+    for p in ("Om", "s8"):
+        c = s["contributions"][p]
+        assert set(c) == {"void", "cluster", "other", "ci95"}
+        assert set(c["ci95"]) == set(TYPE_NAMES)
+        assert all(isinstance(c[t], float) for t in TYPE_NAMES)
+        assert all(len(c["ci95"][t]) == 2 and c["ci95"][t][0] <= c["ci95"][t][1]
+                   for t in TYPE_NAMES)  # fmt: skip
+        assert sum(c[t] for t in TYPE_NAMES) == pytest.approx(1.0, abs=1e-5)
+    assert set(s["differences"]) == set(TYPE_NAMES)
+    for t in TYPE_NAMES:
+        d = s["differences"][t]
+        assert set(d) == {"value", "ci95"} and len(d["ci95"]) == 2
+        assert d["value"] == pytest.approx(
+            s["contributions"]["Om"][t] - s["contributions"]["s8"][t]
+        )
+    assert set(s["group_type_rates"]) == set(TYPE_NAMES)
+    assert sum(s["group_type_rates"].values()) == pytest.approx(1.0)
+    assert 0.0 <= s["purity"] <= 1.0
+    assert s["n_maps"] == 20 and isinstance(s["n_maps"], int)
+    # extras
+    assert s["class_thresholds"] == {"tau_void": 0.6, "tau_cluster": 0.015}
+    assert s["bin"] == 3 and s["bin_index"] == 1  # -1 = the last bin, labelled 3
+    assert s["n_groups"] == GROUPS and s["attention_patch"] == PATCH
+
+
+def test_outputs_are_consistent(run):
+    out = run["out"]
+    with h5py.File(out / "groups.h5", "r") as f, h5py.File(run["test"], "r") as t:
+        kappa, masks, weights = f["kappa"][...], f["masks"][...], f["weights"][...]
+        types = f["types"][...]
+        assert f.attrs["param_names"].tolist() == ["Om", "s8"]
+        assert list(f.attrs["type_names"]) == list(TYPE_NAMES)
+        assert int(f.attrs["attention_patch"]) == PATCH
+        # the physical κ of the last bin, signs intact
+        np.testing.assert_array_equal(kappa, t["kappa"][:, -1])
+        assert (kappa < 0).any() and (kappa > 0).any()
+        assert masks.shape == (20, GROUPS, 6, 6) and masks.dtype == np.uint8
+        assert types.dtype == np.int8
+        np.testing.assert_allclose(weights.sum(1), 1.0, atol=1e-5)
+        # the SOP identity holds in physical units too
+        np.testing.assert_allclose(
+            (weights * f["group_outputs"][...]).sum(1), f["prediction"][...], rtol=1e-4
+        )
+        np.testing.assert_array_equal(f["params"][...], t["params"][...])
+        stats = {k: f[k][...] for k in STAT_NAMES}
+    # recomputing from the stored κ and masks gives the stored statistics and types
+    again = group_statistics(kappa, upsample_masks(masks, kappa.shape[1:], patch=PATCH))
+    for k in STAT_NAMES:
+        np.testing.assert_allclose(again[k], stats[k], rtol=1e-6, err_msg=k)
+    np.testing.assert_array_equal(classify_groups(again), types)
+
+    with open(out / "groups.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 20 * GROUPS
+    assert rows[5]["type"] == TYPE_NAMES[types[1, 1]]
+    assert float(rows[5]["weight_s8"]) == pytest.approx(float(weights[1, 1, 1]), rel=1e-6)
+
+    with open(out / "threshold_sweep.csv") as fh:
+        sweep = list(csv.DictReader(fh))
+    summary = json.loads((out / "summary.json").read_text())
+    mine = [r for r in sweep if float(r["cluster_sigma"]) == 3.0
+            and float(r["tau_void"]) == 0.6 and float(r["tau_cluster"]) == 0.015]  # fmt: skip
+    assert len(mine) == 1
+    assert float(mine[0]["purity"]) == pytest.approx(summary["purity"])
+    assert float(mine[0]["Om_void"]) == pytest.approx(summary["contributions"]["Om"]["void"])
+    for name in ("groups_gallery", "contributions", "weight_hist", "threshold_sweep"):
+        png = out / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mse_agrees_with_evaluate(run, tmp_path):
+    summary = json.loads((run["out"] / "summary.json").read_text())
+    metrics = evaluate(run["sop"], run["test"], tmp_path / "m.json", device="cpu")
+    for p in ("Om", "s8"):
+        assert summary["mse"][p] == pytest.approx(metrics["mse"][p], rel=1e-4)
+    assert sum(summary["mean_active_groups"].values()) / 2 == pytest.approx(
+        metrics["sop"]["mean_active_groups"], rel=1e-6
+    )
+
+
+def test_deterministic_and_bin_and_max_maps(run, tmp_path):
+    kw = {"n_boot": 100, "seed": 4, "device": "cpu", "progress": False, "figures": False}
+    a = analyze(run["sop"], run["test"], tmp_path / "a", max_maps=7, bin=0, **kw)
+    b = analyze(run["sop"], run["test"], tmp_path / "b", max_maps=7, bin=0, **kw)
+    for s in (a, b):
+        s.pop("checkpoint"), s.pop("data")
+    assert a == b
+    assert a["n_maps"] == 7 and a["bin"] == 1 and a["bin_index"] == 0
+    with h5py.File(tmp_path / "a" / "groups.h5", "r") as f, h5py.File(run["test"], "r") as t:
+        idx = f["file_index"][...]
+        assert idx[0] == 0 and idx[-1] == 19
+        np.testing.assert_array_equal(f["kappa"][...], t["kappa"][idx, 0])
+    assert not (tmp_path / "a" / "figures").exists()
+
+
+def test_bad_inputs_give_clear_errors(run, tmp_path, capsys):
+    base = ["analyze", "--data", str(run["test"]), "--out", str(tmp_path / "x"), "--quiet",
+            "--device", "cpu", "--n-boot", "10"]  # fmt: skip
+    assert main([*base, "--checkpoint", str(run["cnn"])]) == 2
+    assert "'cnn' model" in capsys.readouterr().err
+    assert main([*base, "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    assert main([*base, "--checkpoint", str(junk)]) == 2
+    assert "not a sop-cosmo checkpoint" in capsys.readouterr().err
+    assert main([*base, "--checkpoint", str(run["sop"]), "--bin", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "bin" in err and "2 tomographic bins" in err
+    args = ["analyze", "--checkpoint", str(run["sop"]), "--data", str(tmp_path / "none.h5"),
+            "--out", str(tmp_path / "y"), "--quiet"]  # fmt: skip
+    assert main(args) == 2
+    assert "no such patch file" in capsys.readouterr().err
+    assert main([*base, "--checkpoint", str(run["sop"]), "--tau-void", "0"]) == 2
+    assert "tau_void" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "summary.json").exists()
