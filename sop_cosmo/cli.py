@@ -141,6 +141,41 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _baselines(args: argparse.Namespace) -> int:
+    from sop_cosmo.cosmo.posthoc import run_baselines
+
+    summary = run_baselines(
+        args.checkpoint,
+        args.data,
+        args.out,
+        methods=args.methods,
+        max_maps=args.max_maps,
+        keep_fraction=args.keep_fraction,
+        n_samples=args.n_samples,
+        ig_steps=args.ig_steps,
+        seed=args.seed,
+        device=args.device,
+        void_sigma=args.void_sigma,
+        cluster_sigma=args.cluster_sigma,
+        tau_void=args.tau_void,
+        tau_cluster=args.tau_cluster,
+        bin=args.bin,
+        id_steps=args.id_steps,
+        progress=not args.quiet,
+    )
+    print(
+        f"{'method':>22} {'mse_mean':>10} {'purity':>7} {'ins_auc':>8} {'del_auc':>8} {'s/map':>7}"
+    )
+    for name, r in summary["methods"].items():
+        print(
+            f"{name:>22} {r['mse_mean']:>10.5f} {r['purity']:>7.3f} {r['insertion_auc']:>8.4f} "
+            f"{r['deletion_auc']:>8.4f} {r['seconds_per_map']:>7.3f}"
+        )
+    print(f"{summary['n_maps']} maps, keep fraction {summary['keep_fraction']}")
+    print(f"wrote {args.out}/baselines.csv, baselines.json, figures/")
+    return 0
+
+
 def _vision_demo(args: argparse.Namespace) -> int:
     from sop_cosmo.vision.demo import run_demo
 
@@ -269,6 +304,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_analyze)
+
+    p = sub.add_parser(
+        "baselines",
+        help="post-hoc -F baselines (captum, RISE) against the SOP: MSE, purity, ins./del.",
+        description="Explain the SOP's frozen backbone with post-hoc methods per parameter, keep "
+        "each method's top patches (the SOP's keep fraction) and predict with the backbone on "
+        "them (-F). Write OUT/baselines.csv, baselines.json (MSE, purity, insertion/deletion "
+        "AUC, seconds per map; SOP included) and figures/. See docs/baselines.md.",
+    )
+    p.add_argument("--checkpoint", required=True, help="RUN_SOP/model.pt of a sop run")
+    p.add_argument("--data", required=True, help="DIR/test.h5")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--methods", default="all", help="all, or e.g. kernel_shap,rise,random")
+    p.add_argument("--max-maps", type=int, default=32, help="at most N maps, spread evenly")
+    p.add_argument(
+        "--keep-fraction", type=float, default=None, help="default: the SOP's keep_fraction"
+    )
+    p.add_argument("--n-samples", type=int, default=200, help="KernelShap/Lime/RISE samples")
+    p.add_argument("--ig-steps", type=int, default=50, help="IntegratedGradients steps")
+    p.add_argument("--id-steps", type=int, default=None, help="ins./del. steps (default: 1/patch)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--void-sigma", type=float, default=0.0, help="void pixel: κ < this·σ")
+    p.add_argument("--cluster-sigma", type=float, default=3.0, help="cluster pixel: κ > this·σ")
+    p.add_argument("--tau-void", type=float, default=0.6, help="min. void-pixel fraction")
+    p.add_argument("--tau-cluster", type=float, default=0.015, help="min. cluster-pixel fraction")
+    p.add_argument("--bin", type=int, default=-1, help="bin index for purity (-1: last)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_baselines)
 
     p = sub.add_parser(
         "vision-demo",
