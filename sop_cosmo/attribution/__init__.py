@@ -2,9 +2,14 @@
 
 Insertion/deletion curves (per unit or per group), their trapezoid AUC, the single scoring
 rule behind every curve, and completeness/fidelity of attribution sums. See docs/metrics.md.
+Post-hoc baselines (captum methods, RISE) and their reduction to patch-grid "-F" masks live in
+:mod:`.baselines` (docs/baselines.md).
 """
 
 from .auc import trapezoid_auc
+from .baselines import METHODS as POSTHOC_METHODS
+from .baselines import attribute as posthoc_attribute
+from .baselines import keep_top_patches, patch_feature_mask, patch_scores, rise_saliency
 from .fidelity import completeness_gap, fidelity_r2
 from .insertion_deletion import (
     InsertionDeletionResult,
@@ -24,6 +29,7 @@ from .scoring import (
 )
 
 __all__ = [
+    "POSTHOC_METHODS",
     "TASKS",
     "InsertionDeletionResult",
     "Model",
@@ -35,6 +41,11 @@ __all__ = [
     "grouped_insertion_deletion",
     "higher_is_better",
     "insertion_deletion",
+    "keep_top_patches",
+    "patch_feature_mask",
+    "patch_scores",
+    "posthoc_attribute",
+    "rise_saliency",
     "score_outputs",
     "stack_aucs",
     "trapezoid_auc",
