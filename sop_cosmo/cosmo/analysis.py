@@ -560,8 +560,8 @@ def _load_sop(checkpoint: Path, device: str) -> tuple[torch.nn.Module, dict[str,
     try:
         model, ckpt = load_model(checkpoint, device)
     except (ValueError, RuntimeError) as err:
-        if "cuda" in str(err).lower():
-            raise
+        if "device" in str(err):  # e.g. --device cuda without a GPU: the message says so
+            raise ValueError(str(err)) from err
         raise ValueError(f"checkpoint: {checkpoint}: cannot load ({err})") from err
     except Exception as err:  # torch.load raises assorted unpickling errors on a foreign file
         raise ValueError(
@@ -598,9 +598,11 @@ def _read_patches(
                 f"{len(norm.input_mean)}"
             )
         idx = indices_for(n_total)
-        kappa = np.asarray(f["kappa"][idx], dtype=np.float32)
-        params = np.asarray(f["params"][idx], dtype=np.float32)
-        cosmo_id = np.asarray(f["cosmo_id"][idx], dtype=np.int64)
+        # A plain slice when every row is read: h5py's point selection is slow on long lists.
+        rows = slice(None) if len(idx) == n_total else idx
+        kappa = np.asarray(f["kappa"][rows], dtype=np.float32)
+        params = np.asarray(f["params"][rows], dtype=np.float32)
+        cosmo_id = np.asarray(f["cosmo_id"][rows], dtype=np.int64)
     if not np.isfinite(kappa).all():
         raise ValueError(f"data: {data}: non-finite values in 'kappa'")
     return kappa, params, cosmo_id, idx, attrs
@@ -613,7 +615,15 @@ def _resolve_bin(bin: int, n_bins: int, attrs: dict[str, Any], data: Path) -> tu
             f"bins (use 0..{n_bins - 1}, or -1 for the last, highest-redshift bin)"
         )
     index = int(bin) % n_bins
-    labels = np.atleast_1d(attrs.get("bins", list(range(1, n_bins + 1))))
+    labels = np.atleast_1d(attrs.get("bins", list(range(1, n_bins + 1)))).astype(int)
+    if int(bin) == -1 and labels[index] != labels.max():
+        log.warning(
+            "bin: -1 is bin %d of %s, not the highest-redshift bin %d (bins are not in "
+            "ascending order); pass --bin explicitly",
+            labels[index],
+            data,
+            labels.max(),
+        )
     return index, int(labels[index])
 
 
