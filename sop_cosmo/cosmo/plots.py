@@ -44,27 +44,40 @@ def _save(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
     return path
 
 
-def _outline(cells: NDArray, patch: int, shape: tuple[int, int], scale: float) -> NDArray:
+def _outline(
+    cells: NDArray, patch: int, shape: tuple[int, int], scale: float, inset: float = 0.0
+) -> NDArray:
     """Boundary segments (S, 2, 2) of a group's grid cells, along pixel edges.
 
     Cell (r, c) covers pixels [r·patch, min((r+1)·patch, H)) × [c·patch, min((c+1)·patch, W));
-    a side is drawn where the neighbouring cell is outside the group (or the image).
+    a side is drawn where the neighbouring cell is outside the group (or the image), moved
+    ``inset`` pixels into the cell so that groups sharing a border stay distinguishable.
     """
     on = np.pad(cells != 0, 1)
     h, w = shape
     gh, gw = cells.shape
     ys = np.minimum(np.arange(gh + 1) * patch, h) - 0.5
     xs = np.minimum(np.arange(gw + 1) * patch, w) - 0.5
-    inner = on[1:-1, 1:-1]
+
+    def end_shift(n1: NDArray, n2: NDArray) -> NDArray:
+        # A side's end moves inwards at a convex corner (no neighbour cell along the side),
+        # stays at a straight join, and moves outwards at a concave corner.
+        return np.where(~n1, inset, np.where(~n2, 0.0, -inset))
+
     segs = []
     for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        r, c = np.nonzero(inner & ~on[1 + dr : 1 + dr + gh, 1 + dc : 1 + dc + gw])
+        r, c = np.nonzero(on[1:-1, 1:-1] & ~on[1 + dr : 1 + dr + gh, 1 + dc : 1 + dc + gw])
+        rp, cp = r + 1, c + 1
         if dr:  # a horizontal side at the top (dr = -1) or bottom of the cell
-            y = ys[r + (dr > 0)]
-            segs.append(np.stack([np.stack([xs[c], y], 1), np.stack([xs[c + 1], y], 1)], 1))
+            y = ys[r + (dr > 0)] - dr * inset
+            x0 = xs[c] + end_shift(on[rp, cp - 1], on[rp + dr, cp - 1])
+            x1 = xs[c + 1] - end_shift(on[rp, cp + 1], on[rp + dr, cp + 1])
+            segs.append(np.stack([np.stack([x0, y], 1), np.stack([x1, y], 1)], 1))
         else:
-            x = xs[c + (dc > 0)]
-            segs.append(np.stack([np.stack([x, ys[r]], 1), np.stack([x, ys[r + 1]], 1)], 1))
+            x = xs[c + (dc > 0)] - dc * inset
+            y0 = ys[r] + end_shift(on[rp - 1, cp], on[rp - 1, cp + dc])
+            y1 = ys[r + 1] - end_shift(on[rp + 1, cp], on[rp + 1, cp + dc])
+            segs.append(np.stack([np.stack([x, y0], 1), np.stack([x, y1], 1)], 1))
     return np.concatenate(segs) * scale
 
 
@@ -126,18 +139,21 @@ def groups_gallery(
         for q, name in enumerate(param_names):
             ax = axes[r, q]
             im = ax.imshow(kappa[i], cmap="RdBu_r", norm=norm, extent=extent)
-            order = np.argsort(-weights[i, :, q])
+            order = [g for g in np.argsort(-weights[i, :, q], kind="stable")
+                     if weights[i, g, q] > 0 and masks[i, g].any()]  # fmt: skip
+            # heavier groups closer to their true border; lighter ones inset a little more
+            step = 0.3 * p / max(1, len(order))
             for rank, g in enumerate(order):
                 wg = float(weights[i, g, q])
-                if wg <= 0 or not masks[i, g].any():
-                    continue
-                outline = _outline(masks[i, g], p, (h, w), scale)
+                outline = _outline(masks[i, g], p, (h, w), scale, inset=0.3 + rank * step)
                 color = TYPE_COLORS[int(types[i, g])]
                 ax.add_collection(LineCollection(outline, colors=color, linewidths=0.6 + 3 * wg))
                 if rank < 3:
+                    # on the group's own cell nearest its centroid, so the label sits inside
                     yy, xx = np.nonzero(masks[i, g])
-                    cx = ((xx.mean() + 0.5) * p - 0.5) * scale
-                    cy = ((yy.mean() + 0.5) * p - 0.5) * scale
+                    k = np.argmin((yy - yy.mean()) ** 2 + (xx - xx.mean()) ** 2)
+                    cx = ((xx[k] + 0.5) * p - 0.5) * scale
+                    cy = ((yy[k] + 0.5) * p - 0.5) * scale
                     box = {"boxstyle": "round,pad=0.1", "fc": "w", "alpha": 0.7, "lw": 0}
                     ax.text(cx, cy, f"{wg:.2f}", fontsize=7, ha="center", va="center", bbox=box)
             ax.set_title(f"map {i}: groups selected for {name}", fontsize=9)
@@ -178,7 +194,7 @@ def contribution_bars(path: str | os.PathLike, summary: dict[str, Any]) -> Path:
     ax.set_xticks(np.arange(len(names)), names)
     ax.set_xlabel("parameter")
     ax.set_ylabel("mean summed selector weight per map")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.05)
     thr = summary["thresholds"]
     ax.set_title(
         f"contributions by group type ({summary['n_maps']} maps, 95% bootstrap CI; "
