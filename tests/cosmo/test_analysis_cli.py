@@ -143,6 +143,7 @@ def test_outputs_are_consistent(run):
     for name in ("groups_gallery", "contributions", "weight_hist", "threshold_sweep"):
         png = out / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.rglob(".*"))  # atomic writes leave no temporary files
 
 
 def test_mse_agrees_with_evaluate(run, tmp_path):
