@@ -128,6 +128,7 @@ def _analyze(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         progress=not args.quiet,
+        batch_size=args.batch_size,
     )
     for name, c in summary["contributions"].items():
         parts = ", ".join(
@@ -302,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over maps")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--batch-size", type=int, default=64, help="maps per forward pass")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_analyze)
 

@@ -753,13 +753,14 @@ def analyze(
     _check_tau(tau_void, tau_cluster)
     if int(n_boot) < 1:
         raise ValueError(f"n_boot: expected ≥ 1, got {n_boot}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size: expected ≥ 1, got {batch_size}")
     checkpoint, data, out = Path(checkpoint), Path(data), Path(out_dir)
     model, ckpt = _load_sop(checkpoint, device)
     dev = next(model.parameters()).device
     norm = Normalization.from_dict(ckpt["norm"])
     names = list(norm.param_names)
-    if len(names) != 2 or not all(n in names for n in _CONTRACT_PAIR):
-        _difference_pair(names)  # fails early, naming the parameters, when undefined
+    _difference_pair(names)  # fails early, naming the parameters, when undefined
     kappa, params, cosmo_id, idx, attrs = _read_patches(
         data, norm, lambda n: map_indices(n, max_maps)
     )
