@@ -1,0 +1,178 @@
+"""Planted controls: the generator's contract and plant, the untrained twin, the verdicts."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from sop_cosmo.cli import main
+from sop_cosmo.cosmo.controls import (
+    ControlSpec,
+    gaussian_fields,
+    judge,
+    plant,
+    planted_scales,
+    run_controls,
+    untrained_checkpoint,
+    write_control,
+)
+from sop_cosmo.cosmo.data import load_split
+from sop_cosmo.cosmo.train import TrainConfig, load_model, train
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    out = {}
+    for kind in ("positive", "negative"):
+        d = tmp_path_factory.mktemp(kind)
+        spec = ControlSpec(kind=kind, n_cosmologies=40, n_perms=3, patch_size=16, seed=3)
+        out[kind] = (d, write_control(spec, d))
+    return out
+
+
+def test_files_follow_the_patch_contract_and_split_by_cosmology(planted):
+    d, counts = planted["positive"]
+    ids = {}
+    for split in ("train", "val", "test"):
+        with h5py.File(d / f"{split}.h5") as f:
+            assert f["kappa"].dtype == np.float32 and f["kappa"].shape == (counts[split], 1, 16, 16)
+            assert f["params"].dtype == np.float32 and f["params"].shape == (counts[split], 2)
+            assert list(f["params"].attrs["names"]) == ["Om", "s8"]
+            assert f["cosmo_id"].dtype == np.int64
+            for key in ("pixel_arcmin", "patch_size", "nside", "bins", "smoothing_arcmin",
+                        "noise", "source"):  # fmt: skip
+                assert key in f.attrs, key
+            assert f.attrs["patch_size"] == 16 and list(f.attrs["bins"]) == [1]
+            om, s8 = f["params"][:, 0], f["params"][:, 1]
+            assert 0.1 <= om.min() and om.max() <= 0.5 and 0.4 <= s8.min() and s8.max() <= 1.4
+            ids[split] = set(f["cosmo_id"][()].tolist())
+            # all perms of a cosmology share its parameters
+            for c in ids[split]:
+                rows = f["params"][()][f["cosmo_id"][()] == c]
+                assert len(rows) == 3 and np.all(rows == rows[0])
+        load_split(d / f"{split}.h5", "cnn")  # the project's reader accepts it
+    assert not ids["train"] & ids["val"] and not ids["train"] & ids["test"]
+    assert not ids["val"] & ids["test"]
+    assert len(ids["train"] | ids["val"] | ids["test"]) == 40
+
+
+def test_fields_are_unit_variance_and_correlated():
+    g = gaussian_fields(64, 24, corr_length=1.0, slope=1.0, rng=np.random.default_rng(0))
+    assert np.allclose(g.mean((1, 2)), 0, atol=1e-12) and np.allclose(g.std((1, 2)), 1)
+    # neighbouring pixels correlate (a smooth field), distant ones much less
+    near = np.mean(g[:, :, :-1] * g[:, :, 1:])
+    far = np.mean(g[:, :, :-8] * g[:, :, 8:])
+    assert near > 0.5 and abs(far) < 0.2
+
+
+def test_each_parameter_moves_only_its_own_pixels():
+    g = gaussian_fields(8, 24, corr_length=1.0, slope=1.0, rng=np.random.default_rng(1))
+    spec = ControlSpec(kind="positive")
+    u = np.array([[0.1, 0.5], [0.9, 0.5], [0.1, 0.9]])  # Om up; then s8 up
+    a, b = planted_scales(spec, u)
+    assert a[0] > a[1] and b[0] == b[1]  # Om falls on voids only (shallower voids)
+    assert a[0] == a[2] and b[0] > b[2]  # s8 falls on peaks only
+    maps = [plant(g, np.full(8, a[i]), np.full(8, b[i]), spec.tail) for i in range(3)]
+    changed_om = maps[0] != maps[1]
+    changed_s8 = maps[0] != maps[2]
+    assert changed_om.any() and np.all(g[changed_om] < 0)
+    assert np.all(changed_om == (g < 0))
+    assert changed_s8.any() and np.all(g[changed_s8] > spec.tail)
+    # signs survive: void pixels stay void pixels
+    assert np.all((maps[1] < 0) == (g < 0))
+
+
+def test_negative_control_is_exchangeable_in_the_two_parameters():
+    spec = ControlSpec(kind="negative")
+    u = np.random.default_rng(2).uniform(size=(50, 2))
+    a, b = planted_scales(spec, u)
+    a_sw, b_sw = planted_scales(spec, u[:, ::-1])
+    assert np.allclose(a, a_sw) and np.allclose(b, b_sw)
+    assert np.ptp(a) > 0.3 and np.ptp(b) > 1.0  # and the maps do depend on them
+
+
+def test_written_maps_carry_the_planted_dependences(planted):
+    # Ωm is readable from the void depth only, σ8 from the high tail only (positive control).
+    d, _ = planted["positive"]
+    with h5py.File(d / "train.h5") as f:
+        k, p = f["kappa"][:, 0].astype(np.float64), f["params"][()]
+    void_depth = np.array([m[m < 0].mean() for m in k])
+    tail = np.array([np.sort(m.ravel())[-5:].mean() for m in k])
+    assert spearmanr(void_depth, p[:, 0])[0] > 0.8  # shallower voids at higher Ωm
+    assert abs(spearmanr(void_depth, p[:, 1])[0]) < 0.3
+    assert spearmanr(tail, p[:, 1])[0] < -0.5  # lower peaks at higher σ8
+    assert abs(spearmanr(tail, p[:, 0])[0]) < 0.3
+
+
+def test_bad_arguments_are_clear(tmp_path, capsys):
+    with pytest.raises(ValueError, match="kind"):
+        ControlSpec(kind="both")
+    with pytest.raises(ValueError, match="void_scale"):
+        ControlSpec(void_scale=(1.0, -0.5))
+    with pytest.raises(ValueError, match="n_cosmologies"):
+        ControlSpec(n_cosmologies=2)
+    (tmp_path / "file").write_text("x")
+    assert main(["controls", "--out", str(tmp_path / "file"), "--quick", "--quiet"]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert main(["controls", "--out", str(tmp_path / "c"), "--seed", "-1", "--quiet"]) == 2
+    assert "seed" in capsys.readouterr().err
+
+
+def test_judge_applies_the_documented_criteria():
+    def summary(void, cluster, other):
+        return {"differences": {t: {"value": sum(ci) / 2, "ci95": ci}
+                                for t, ci in zip(("void", "cluster", "other"),
+                                                 (void, cluster, other), strict=True)}}  # fmt: skip
+
+    gain_ok = {"void": {"ci95": [0.01, 0.2]}, "cluster": {"ci95": [-0.2, -0.01]}}
+    good = summary([0.05, 0.2], [-0.3, -0.1], [-0.1, 0.1])
+    assert judge("positive", good, gain_ok)["passed"]
+    wrong_sign = summary([0.05, 0.2], [0.1, 0.3], [-0.1, 0.1])
+    assert not judge("positive", wrong_sign, gain_ok)["checks"]["cluster_sign"]
+    gain_bad = {"void": {"ci95": [-0.01, 0.2]}, "cluster": {"ci95": [-0.2, -0.01]}}
+    verdict = judge("positive", good, gain_bad)
+    assert not verdict["passed"] and not verdict["checks"]["void_beats_untrained"]
+    assert judge("negative", summary([-0.1, 0.1], [-0.01, 0.02], [-0.3, 0.0]), None)["passed"]
+    assert not judge("negative", good, None)["passed"]
+
+
+@pytest.mark.slow
+def test_untrained_twin_is_the_trainers_initialisation(planted, tmp_path):
+    d, _ = planted["positive"]
+    common = {"seed": 5, "device": "cpu", "checkpoint_every": 0, "batch_size": 16}
+    cnn_opts = {"widths": [4, 8], "kernel": 3, "hidden": [8]}
+    cnn_cfg = TrainConfig(kind="cnn", epochs=1, model_options=cnn_opts, **common)
+    cnn = train(d / "train.h5", d / "val.h5", tmp_path / "cnn", cnn_cfg, progress=False)
+    # a learning rate so small that the "trained" SOP is its initialisation to ~1e-9
+    sop_opts = {"attention_patch": 4, "n_groups": 4, "selector_init": "random"}
+    sop_cfg = TrainConfig(kind="sop", epochs=1, lr=1e-12, weight_decay=0.0,
+                          model_options=sop_opts, backbone=str(cnn), **common)  # fmt: skip
+    sop = train(d / "train.h5", d / "val.h5", tmp_path / "sop", sop_cfg, progress=False)
+    twin = untrained_checkpoint(sop, cnn, tmp_path / "twin" / "model.pt")
+    trained, _ = load_model(sop)
+    fresh, ckpt = load_model(twin)
+    assert ckpt["untrained"] and ckpt["step"] == 0
+    a, b = trained.state_dict(), fresh.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+
+
+@pytest.mark.slow
+def test_quick_controls_pass(tmp_path):
+    torch.set_num_threads(1)
+    result = run_controls(tmp_path, quick=True, seed=0, progress=False)
+    saved = json.loads((tmp_path / "controls.json").read_text())
+    assert saved["positive"]["passed"] == result["positive"]["passed"]
+    assert (tmp_path / "figures" / "controls.png").stat().st_size > 10_000
+    for kind in ("positive", "negative"):
+        assert (tmp_path / kind / "analysis" / "summary.json").exists()
+    pos, neg = result["positive"], result["negative"]
+    assert pos["passed"], pos["checks"]
+    assert neg["passed"], neg["checks"]
+    # the planted signs, read off the numbers themselves
+    assert pos["differences"]["void"]["ci95"][0] > 0
+    assert pos["differences"]["cluster"]["ci95"][1] < 0
