@@ -69,6 +69,7 @@ def test_baselines_and_controls_verdicts():
         {"method": "sop", "mse_mean": 0.02, "purity": 0.7},
         {"method": "kernel_shap", "mse_mean": 0.03, "purity": 0.5},
         {"method": "occlusion", "mse_mean": 0.01, "purity": 0.4},
+        {"method": "random", "mse_mean": 0.001, "purity": 0.9},
     ]
     text = describe_baselines(rows)
     assert "is higher than the best -F baseline (occlusion" in text
