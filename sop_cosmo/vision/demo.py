@@ -1,10 +1,15 @@
 """End-to-end vision demo on real, offline data (scikit-learn digits), CPU only.
 
-1. Train a tiny ViT (local ``ViTConfig``) on 32×32 digits.
+1. Train a tiny ViT (local ``ViTConfig``, 8-pixel patches) on 32×32 digits. Half of every batch
+   is shown with random 4-pixel units blanked (the way SOP masks a group), so the frozen
+   backbone later sees SOP's masked inputs in distribution (DESIGN.md §2, first lever).
 2. Wrap it in Sum-of-Parts (frozen backbone) and train the generator and selector.
-3. Score SOP's groups and captum baselines on the same backbone, the same patch grid and the
+3. Score SOP and captum baselines on the same backbone, the same 4-pixel unit grid and the
    same rule (probability of the backbone's full-input class; insertion high, deletion low).
 4. Time the two masking variants (pixels vs token dropping) on the same masks.
+
+Both trainings keep the parameters with the best accuracy on a validation split carved from
+the training images (the test images are used only for the reported numbers).
 
 Writes ``vision_metrics.json`` and ``vision_groups.png`` to ``out_dir``.
 """
@@ -29,12 +34,61 @@ from .._io import atomic_path
 from ..attribution import grouped_insertion_deletion, insertion_deletion
 from ..core import SOPConfig, SumOfParts
 from .baselines import BASELINE_METHODS, patch_feature_mask, posthoc_attribution
-from .digits import DigitsSplit, load_digits_split
+from .digits import load_digits_split
 from .model import sop_vit_classifier, tiny_vit, vit_image_backbone, vit_token_backbone
 
-__all__ = ["compare_masking", "evaluate_explanations", "run_demo", "train_classifier", "train_sop"]
+__all__ = [
+    "DEFAULTS",
+    "QUICK",
+    "compare_masking",
+    "evaluate_explanations",
+    "mask_units",
+    "run_demo",
+    "train_classifier",
+]
 
 METRICS = ("insertion/prob", "deletion/prob")
+
+DEFAULTS: dict[str, Any] = {
+    "image_size": 32,
+    "vit_patch": 8,
+    "unit_size": 4,
+    "vit_hidden": 64,
+    "vit_layers": 3,
+    "vit_epochs": 50,
+    "vit_lr": 1e-3,
+    "vit_mask_fraction": 0.5,
+    "min_keep": 0.2,
+    "n_groups": 8,
+    "keep_fraction": 0.25,
+    "sop_epochs": 10,
+    "sop_lr": 2e-3,
+    "val_fraction": 0.1,
+    "n_train": None,
+    "n_test_eval": None,
+    "n_explain": 30,
+    "n_samples": 128,
+    "ig_steps": 32,
+    "n_steps": 16,
+    "n_show": 4,
+    "timing_batch": 16,
+    "timing_repeats": 3,
+}
+"""Settings of the full demo; ``run_demo(**overrides)`` replaces any of them."""
+
+QUICK: dict[str, Any] = {
+    "vit_epochs": 1,
+    "sop_epochs": 1,
+    "n_train": 96,
+    "n_test_eval": 48,
+    "n_explain": 2,
+    "n_samples": 16,
+    "ig_steps": 4,
+    "n_show": 2,
+    "timing_batch": 4,
+    "timing_repeats": 1,
+}
+"""What ``quick=True`` changes: a smoke run of seconds, not a measurement."""
 
 
 def _seed_all(seed: int) -> None:
@@ -43,48 +97,86 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator | None) -> list[Tensor]:
-    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
-    return list(order.split(batch_size))
+def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[Tensor]:
+    return list(torch.randperm(n, generator=gen).split(batch_size))
+
+
+def mask_units(
+    x: Tensor, unit_size: int, *, min_keep: float, gen: torch.Generator, baseline: float = 0.0
+) -> Tensor:
+    """Blank random ``unit_size`` squares of images (n, C, H, W), as an SOP group would.
+
+    Each image keeps each unit with its own probability drawn uniformly from [min_keep, 1].
+    """
+    n, _, h, w = x.shape
+    gh, gw = -(-h // unit_size), -(-w // unit_size)
+    keep_p = min_keep + (1.0 - min_keep) * torch.rand(n, 1, 1, 1, generator=gen)
+    keep = (torch.rand(n, 1, gh, gw, generator=gen) < keep_p).to(x.dtype)
+    keep = keep.repeat_interleave(unit_size, -2).repeat_interleave(unit_size, -1)[..., :h, :w]
+    return x * keep + (1.0 - keep) * baseline
 
 
 def train_classifier(
     model: Callable[[Tensor], Tensor],
-    params: list[nn.Parameter],
+    module: nn.Module,
     x: Tensor,
     y: Tensor,
     *,
     epochs: int,
     lr: float,
     batch_size: int = 64,
+    warmup: float = 0.15,
+    weight_decay: float = 0.05,
     seed: int = 0,
     desc: str = "train",
-    set_train: Callable[[bool], Any] | None = None,
-) -> list[float]:
-    """Minimise cross-entropy of ``model(x)`` (logits) over ``params`` with AdamW.
+    val: tuple[Tensor, Tensor] | None = None,
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    """Minimise cross-entropy of ``model(x)`` (logits) over ``module``'s trainable parameters.
 
-    Returns the mean loss of each epoch.
+    AdamW with a one-cycle schedule (warm-up over the first ``warmup`` fraction of the steps,
+    then cosine decay). With ``val`` = (x, y) the parameters with the best validation accuracy
+    after any epoch are restored at the end, so a late drift does not cost accuracy.
+    ``augment(batch, generator)`` transforms each training batch (e.g. :func:`mask_units`).
+
+    Returns
+    -------
+    dict
+        ``"loss"``: mean training loss per epoch; ``"val_accuracy"``: per epoch (with ``val``).
     """
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    n_steps = epochs * math.ceil(len(y) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(n_steps, 1))
-    history = []
-    if set_train is not None:
-        set_train(True)
-    for _ in (bar := tqdm(range(epochs), desc=desc, leave=False)):
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    n_steps = max(epochs * math.ceil(len(y) / batch_size), 1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=n_steps, pct_start=warmup
+    )
+    history: dict[str, list[float]] = {"loss": [], "val_accuracy": []}
+    best_acc, best_state = -1.0, None
+    for _ in (bar := tqdm(range(epochs), desc=desc, leave=False, disable=not progress)):
+        module.train()
         losses = []
         for idx in _batches(len(y), batch_size, gen):
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            xb = x[idx] if augment is None else augment(x[idx], gen)
+            loss = F.cross_entropy(model(xb), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             losses.append(loss.item())
-        history.append(float(np.mean(losses)))
-        bar.set_postfix(loss=f"{history[-1]:.3f}")
-    if set_train is not None:
-        set_train(False)
+        history["loss"].append(float(np.mean(losses)))
+        module.eval()
+        if val is not None:
+            acc = _accuracy(model, *val)
+            history["val_accuracy"].append(acc)
+            if acc > best_acc:
+                best_acc = acc
+                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
     return history
 
 
@@ -94,43 +186,29 @@ def _accuracy(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, batch: in
     return float((preds == y).float().mean())
 
 
-def train_sop(
-    sop: SumOfParts, data: DigitsSplit, *, epochs: int, lr: float, seed: int, n_train: int | None
-) -> list[float]:
-    """Train SOP's trainable parts (generator, selector, feature copy) with cross-entropy."""
-    params = [p for p in sop.parameters() if p.requires_grad]
-    x, y = data.x_train[:n_train], data.y_train[:n_train]
-    return train_classifier(
-        lambda b: sop(b).prediction,
-        params,
-        x,
-        y,
-        epochs=epochs,
-        lr=lr,
-        batch_size=32,
-        seed=seed,
-        desc="SOP",
-        set_train=sop.train,
-    )
-
-
 def evaluate_explanations(
     vit: nn.Module,
     sop: SumOfParts,
     images: Tensor,
     *,
-    patch_size: int,
+    unit_size: int,
     n_samples: int,
     ig_steps: int = 32,
     n_steps: int | None = 16,
     seed: int = 0,
+    progress: bool = True,
 ) -> tuple[dict[str, dict[str, float]], dict[str, list[dict[str, float]]]]:
-    """Insertion/deletion AUCs of SOP's groups and every captum baseline on ``images``.
+    """Insertion/deletion AUCs of SOP and every captum baseline on ``images``.
 
     All methods explain the same backbone, for the class it predicts on the full image, and are
-    scored by the same rule over the same patch grid (pixels set to 0 = mean when hidden).
-    Per-patch curves take ``n_steps`` equal steps (None: one patch per step); SOP's grouped
-    curve takes one step per group.
+    scored by the same rule over the same grid of ``unit_size`` squares (hidden pixels = 0, the
+    mean). Two SOP entries:
+
+    - ``"sop"``: a per-unit score, the selector weight of that class summed over the groups
+      holding the unit (Σ_g w_g·m_g), on the same ``n_steps`` per-unit curve as the baselines
+      (units in no selected group tie at 0 and go in index order);
+    - ``"sop_groups"``: the grouped curve, one step per group in order of contribution w·y
+      (x-axis = fraction of groups, so it is not on the baselines' axis).
 
     Returns
     -------
@@ -145,40 +223,42 @@ def evaluate_explanations(
     def forward(b: Tensor) -> Tensor:
         return vit(b).logits
 
-    fmask = patch_feature_mask(tuple(images.shape[-2:]), patch_size)
+    fmask = patch_feature_mask(tuple(images.shape[-2:]), unit_size)
     layer = vit.vit.embeddings.patch_embeddings.projection
-    per_image: dict[str, list[dict[str, float]]] = {m: [] for m in ("sop", *BASELINE_METHODS)}
-    for i, x in enumerate(tqdm(images, desc="explain", leave=False)):
+    methods = ("sop", "sop_groups", *BASELINE_METHODS)
+    per_image: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    for i, x in enumerate(tqdm(images, desc="explain", leave=False, disable=not progress)):
         with torch.no_grad():
             target = int(forward(x[None]).argmax(-1))
             out = sop(x[None])
-        # SOP: groups ranked by their contribution w·y to the explained class.
         unit_masks = out.masks.flatten(2)[0]  # (G, N)
-        group_masks = sop.backbone.expand_mask(
-            unit_masks, x[None].expand(len(unit_masks), -1, -1, -1)
-        )
+        x_rep = x[None].expand(len(unit_masks), -1, -1, -1)
+        group_masks = sop.backbone.expand_mask(unit_masks, x_rep) > 0
         res = grouped_insertion_deletion(
             forward,
             x,
-            group_masks > 0,
+            group_masks,
             out.contributions[0, :, target],
             baseline=0.0,
             task="classification",
             batch_size=128,
         )
-        per_image["sop"].append({k: res.aucs[k] for k in METRICS})
+        per_image["sop_groups"].append({k: res.aucs[k] for k in METRICS})
+        unit_scores = (out.weights[0, :, target, None] * unit_masks).sum(0)  # (N,)
+        attrs = {"sop": sop.backbone.expand_mask(unit_scores, x[None]).reshape(x.shape)}
         for method in BASELINE_METHODS:
-            attr = posthoc_attribution(
+            attrs[method] = posthoc_attribution(
                 method,
                 forward,
                 x,
                 target,
-                patch_size=patch_size,
+                patch_size=unit_size,
                 layer=layer,
                 n_samples=n_samples,
                 ig_steps=ig_steps,
                 seed=seed + i,
             )
+        for method, attr in attrs.items():
             res = insertion_deletion(
                 forward,
                 x,
@@ -288,7 +368,9 @@ def run_demo(
     *,
     quick: bool = False,
     seed: int = 0,
-    masking: str = "tokens",
+    masking: str = "pixels",
+    progress: bool = True,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Train a tiny ViT and SOP on digits, compare explanations, write metrics and a figure.
 
@@ -297,102 +379,168 @@ def run_demo(
     out_dir : str or Path
         Where ``vision_metrics.json`` and ``vision_groups.png`` go.
     quick : bool
-        Seconds-long smoke run (few epochs, a training subset, 3 explained images).
+        Seconds-long smoke run (:data:`QUICK`: one epoch each on a training subset, 2 explained
+        images); not a measurement.
     seed : int
         Seed of the split, the initial weights, the batches and the samplers.
     masking : {"pixels", "tokens"}
-        SOP masking variant to train. Token dropping (default) is the faster one on CPU (see
-        ``masking_timing`` in the output). The metric always hides pixels of the backbone's
-        input, for SOP and the baselines alike.
+        SOP masking variant. ``"pixels"`` (default) groups ``unit_size`` squares and blanks
+        pixels; ``"tokens"`` groups the ViT's own patches and drops their tokens. The metric
+        always hides pixels of the backbone's input, for SOP and the baselines alike.
+    progress : bool
+        Show tqdm progress bars.
+    **overrides
+        Any key of :data:`DEFAULTS` (e.g. ``vit_epochs=10``), applied after ``quick``.
 
     Returns
     -------
     dict
         The metrics written to ``vision_metrics.json``.
     """
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"overrides: unknown settings {sorted(unknown)}; known: {list(DEFAULTS)}")
+    if masking not in ("pixels", "tokens"):
+        raise ValueError(f"masking: expected 'pixels' or 'tokens', got {masking!r}")
+    s = {**DEFAULTS, **(QUICK if quick else {}), **overrides}
     t_start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _seed_all(seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    s = dict(
-        vit_epochs=1 if quick else 12,
-        sop_epochs=1 if quick else 3,
-        n_train=96 if quick else None,
-        n_test_eval=48 if quick else None,
-        n_explain=2 if quick else 20,
-        n_samples=16 if quick else 128,
-        ig_steps=8 if quick else 32,
-        n_show=2 if quick else 4,
-        timing_batch=4 if quick else 16,
-    )
-    patch = 4
-    data = load_digits_split(32, seed=seed)
+    unit = s["vit_patch"] if masking == "tokens" else s["unit_size"]
 
-    vit = tiny_vit(32, patch, 1, 10, seed=seed)
-    x_tr, y_tr = data.x_train[: s["n_train"]], data.y_train[: s["n_train"]]
+    data = load_digits_split(s["image_size"], seed=seed)
+    # Validation images come out of the training split; the test split stays untouched.
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(data.y_train), generator=gen)
+    n_val = max(1, round(s["val_fraction"] * len(order)))
+    val_idx, tr_idx = order[:n_val], order[n_val:][: s["n_train"]]
+    x_tr, y_tr = data.x_train[tr_idx], data.y_train[tr_idx]
+    val = (data.x_train[val_idx], data.y_train[val_idx])
+    x_te, y_te = data.x_test[: s["n_test_eval"]], data.y_test[: s["n_test_eval"]]
+
+    vit = tiny_vit(
+        s["image_size"],
+        s["vit_patch"],
+        1,
+        10,
+        hidden_size=s["vit_hidden"],
+        num_hidden_layers=s["vit_layers"],
+        intermediate_size=2 * s["vit_hidden"],
+        seed=seed,
+    )
+    n_aug = round(s["vit_mask_fraction"] * 64)
+
+    def augment(xb: Tensor, g: torch.Generator) -> Tensor:
+        # The first n_aug images of each (shuffled) batch are masked, the rest stay whole.
+        k = min(n_aug, len(xb))
+        masked = mask_units(xb[:k], unit, min_keep=s["min_keep"], gen=g)
+        return torch.cat([masked, xb[k:]])
+
+    def vit_logits(b: Tensor) -> Tensor:
+        return vit(b).logits
+
     t0 = time.perf_counter()
     vit_hist = train_classifier(
-        lambda b: vit(b).logits,
-        list(vit.parameters()),
+        vit_logits,
+        vit,
         x_tr,
         y_tr,
         epochs=s["vit_epochs"],
-        lr=2e-3,
+        lr=s["vit_lr"],
         seed=seed,
         desc="ViT",
-        set_train=vit.train,
+        val=val,
+        augment=augment if n_aug else None,
+        progress=progress,
     )
     vit_time = time.perf_counter() - t0
-    vit.eval()
-    x_te, y_te = data.x_test[: s["n_test_eval"]], data.y_test[: s["n_test_eval"]]
-    vit_acc = _accuracy(lambda b: vit(b).logits, x_te, y_te)
+    vit_acc = _accuracy(vit_logits, x_te, y_te)
+    # Accuracy on test images masked like SOP's groups (k of the units kept).
+    g_m = torch.Generator().manual_seed(seed + 1)
+    x_te_masked = mask_units(x_te, unit, min_keep=s["keep_fraction"], gen=g_m)
+    vit_masked_acc = _accuracy(vit_logits, x_te_masked, y_te)
 
-    config = SOPConfig(n_groups=8, keep_fraction=0.2, n_heads=4, chunk_size=512)
+    config = SOPConfig(
+        n_groups=s["n_groups"], keep_fraction=s["keep_fraction"], n_heads=4, chunk_size=512
+    )
     torch.manual_seed(seed)
-    sop = sop_vit_classifier(vit, sop_config=config, masking=masking)
+    sop = sop_vit_classifier(
+        vit,
+        patch_size=None if masking == "tokens" else unit,
+        sop_config=config,
+        masking=masking,
+    )
+    sop.eval()
+
+    def sop_logits(b: Tensor) -> Tensor:
+        return sop(b).prediction
+
+    untrained_acc = _accuracy(sop_logits, x_te, y_te, batch=64)
     t0 = time.perf_counter()
-    sop_hist = train_sop(
-        sop, data, epochs=s["sop_epochs"], lr=1e-3, seed=seed, n_train=s["n_train"]
+    sop_hist = train_classifier(
+        sop_logits,
+        sop,
+        x_tr,
+        y_tr,
+        epochs=s["sop_epochs"],
+        lr=s["sop_lr"],
+        batch_size=32,
+        weight_decay=0.01,
+        seed=seed,
+        desc="SOP",
+        val=val,
+        progress=progress,
     )
     sop_time = time.perf_counter() - t0
-    sop.eval()
-    sop_acc = _accuracy(lambda b: sop(b).prediction, x_te, y_te, batch=64)
+    sop_acc = _accuracy(sop_logits, x_te, y_te, batch=64)
+    with torch.no_grad():
+        outs = [sop(x_te[i : i + 64]) for i in range(0, len(y_te), 64)]
+    weights = torch.cat([o.weights for o in outs])  # (n, G, C)
+    preds = torch.cat([o.prediction for o in outs]).argmax(-1)
+    w_pred = weights[torch.arange(len(preds)), :, preds]  # (n, G)
+    n_selected = float((w_pred > 0).sum(-1).float().mean())
 
-    gen = torch.Generator().manual_seed(seed)
     explain_idx = torch.randperm(len(data.y_test), generator=gen)[: s["n_explain"]]
     t0 = time.perf_counter()
     summary, _ = evaluate_explanations(
         vit,
         sop,
         data.x_test[explain_idx],
-        patch_size=patch,
+        unit_size=unit,
         n_samples=s["n_samples"],
         ig_steps=s["ig_steps"],
+        n_steps=s["n_steps"],
         seed=seed,
+        progress=progress,
     )
     explain_time = time.perf_counter() - t0
 
     timing = compare_masking(
-        vit, data.x_test[: s["timing_batch"]], config, repeats=1 if quick else 3, seed=seed
+        vit, data.x_test[: s["timing_batch"]], config, repeats=s["timing_repeats"], seed=seed
     )
-
+    grid = -(-s["image_size"] // unit)
     metrics: dict[str, Any] = {
-        "dataset": "sklearn digits 8x8 upsampled to 32x32",
+        "dataset": f"sklearn digits 8x8 upsampled to {s['image_size']}x{s['image_size']}",
         "n_train": len(y_tr),
+        "n_val": len(val[1]),
         "n_test": len(y_te),
         "backbone_test_accuracy": vit_acc,
+        "backbone_masked_test_accuracy": vit_masked_acc,
         "sop_test_accuracy": sop_acc,
+        "untrained_sop_test_accuracy": untrained_acc,
+        "sop_mean_selected_groups": n_selected,
         "masking": masking,
         "n_explained": len(explain_idx),
         "explained_test_indices": explain_idx.tolist(),
         "scoring": "softmax prob of the backbone's full-input class; hidden pixels = 0 (mean); "
-        "units = 4x4-pixel patches (8x8 grid); insertion higher is better, deletion lower",
+        f"units = {unit}x{unit}-pixel squares ({grid}x{grid} grid); insertion higher is "
+        "better, deletion lower; 'sop_groups' is on a fraction-of-groups axis",
         "aucs": summary,
         "masking_timing": timing,
         "sop_config": config.to_dict(),
-        "settings": {**s, "patch_size": patch, "seed": seed, "quick": quick},
-        "loss_history": {"vit": vit_hist, "sop": sop_hist},
+        "settings": {**s, "unit": unit, "seed": seed, "quick": quick},
+        "history": {"vit": vit_hist, "sop": sop_hist},
         "runtime_s": {
             "vit_training": vit_time,
             "sop_training": sop_time,

@@ -33,12 +33,13 @@ def test_baselines_shape(method):
     assert attr.shape == x.shape and torch.isfinite(attr).all()
 
 
+@pytest.mark.slow
 def test_run_demo_quick(tmp_path):
-    metrics = run_demo(tmp_path, quick=True, seed=0)
+    metrics = run_demo(tmp_path, quick=True, seed=0, progress=False)
     saved = json.loads((tmp_path / "vision_metrics.json").read_text())
     for key in ("backbone_test_accuracy", "sop_test_accuracy", "aucs", "masking_timing"):
         assert key in saved
-    assert set(saved["aucs"]) == {"sop", *BASELINE_METHODS}
+    assert set(saved["aucs"]) == {"sop", "sop_groups", *BASELINE_METHODS}
     for aucs in saved["aucs"].values():
         assert set(aucs) == {"insertion/prob", "deletion/prob"}
         assert all(0.0 <= v <= 1.0 for v in aucs.values())
@@ -46,3 +47,43 @@ def test_run_demo_quick(tmp_path):
     assert metrics["sop_test_accuracy"] == saved["sop_test_accuracy"]
     png = tmp_path / "vision_groups.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="unknown settings"):
+        run_demo(tmp_path, quick=True, vit_epoch=3)
+
+
+@pytest.mark.slow
+def test_digits_reduced_run_learns(tmp_path):
+    # A reduced but real run: the ViT must learn the digits (chance is 0.1) and the trained SOP
+    # must beat its own untrained state by a wide margin.
+    m = run_demo(
+        tmp_path,
+        seed=0,
+        progress=False,
+        vit_epochs=15,
+        vit_mask_fraction=0.0,
+        sop_epochs=1,
+        n_test_eval=200,
+        n_explain=2,
+        n_samples=16,
+        ig_steps=4,
+        n_show=1,
+        timing_batch=4,
+        timing_repeats=1,
+    )
+    assert m["backbone_test_accuracy"] >= 0.8
+    assert m["sop_test_accuracy"] >= 0.5
+    assert m["sop_test_accuracy"] >= m["untrained_sop_test_accuracy"] + 0.1
+
+
+def test_mask_units_blanks_whole_units():
+    from sop_cosmo.vision.demo import mask_units
+
+    x = torch.randn(64, 1, 12, 12) + 5.0  # no pixel is 0 before masking
+    out = mask_units(x, 4, min_keep=0.2, gen=torch.Generator().manual_seed(0))
+    hidden = (out == 0).float().view(64, 1, 3, 4, 3, 4)
+    # Each 4x4 unit is either wholly blanked or wholly kept, and the rest is untouched.
+    per_unit = hidden.mean(dim=(3, 5))
+    assert ((per_unit == 0) | (per_unit == 1)).all()
+    assert torch.equal(out[out != 0], x[out != 0])
+    frac = per_unit.mean().item()
+    assert 0.2 < frac < 0.6  # E[hidden] = 1 - E[keep] = 0.4
