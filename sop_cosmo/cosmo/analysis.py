@@ -51,9 +51,11 @@ __all__ = [
     "classify_groups",
     "contributions",
     "group_statistics",
+    "load_sop_checkpoint",
     "map_indices",
     "percentile_ci",
     "purity",
+    "resolve_bin",
     "threshold_sweep",
     "type_weights",
     "upsample_masks",
@@ -552,9 +554,33 @@ def map_indices(n_total: int, max_maps: int | None) -> NDArray[np.int64]:
     return np.unique(np.round(np.linspace(0, n_total - 1, int(max_maps))).astype(np.int64))
 
 
-def _load_sop(checkpoint: Path, device: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_sop_checkpoint(
+    checkpoint: str | os.PathLike, device: str = "auto", *, purpose: str = "the analysis"
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Load a ``sop`` checkpoint, turning every failure into a ValueError that says what to do.
+
+    Parameters
+    ----------
+    checkpoint : path-like
+        ``RUN/model.pt`` of a ``sop-cosmo train --model sop`` run.
+    device : str
+        "auto", "cpu" or "cuda[:N]".
+    purpose : str
+        Who needs SOP groups, for the message when the checkpoint holds another model.
+
+    Returns
+    -------
+    model, checkpoint dict
+        As :func:`sop_cosmo.cosmo.train.load_model`.
+
+    Raises
+    ------
+    ValueError
+        On a missing or foreign file, an unavailable device, or a non-SOP model.
+    """
     from sop_cosmo.cosmo.train import load_model
 
+    checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise ValueError(f"checkpoint: {checkpoint}: no such file; give RUN/model.pt of a sop run")
     try:
@@ -570,8 +596,8 @@ def _load_sop(checkpoint: Path, device: str) -> tuple[torch.nn.Module, dict[str,
     kind = ckpt.get("model_args", {}).get("kind")
     if kind != "sop" or not hasattr(model, "explain"):
         raise ValueError(
-            f"checkpoint: {checkpoint} holds a {kind!r} model; the analysis needs SOP groups: "
-            "give the model.pt of a `sop-cosmo train --model sop` run"
+            f"checkpoint: {checkpoint} holds a {kind!r} model, not a sop checkpoint; {purpose} "
+            "needs SOP groups: give the model.pt of a `sop-cosmo train --model sop` run"
         )
     return model, ckpt
 
@@ -608,7 +634,16 @@ def _read_patches(
     return kappa, params, cosmo_id, idx, attrs
 
 
-def _resolve_bin(bin: int, n_bins: int, attrs: dict[str, Any], data: Path) -> tuple[int, int]:
+def resolve_bin(
+    bin: int, n_bins: int, attrs: dict[str, Any], data: str | os.PathLike
+) -> tuple[int, int]:
+    """Python bin index → (index in 0..n_bins-1, the bin's label from the file's ``bins``).
+
+    Raises
+    ------
+    ValueError
+        When the index is out of range, naming the file and the valid indices.
+    """
     if not -n_bins <= int(bin) < n_bins:
         raise ValueError(
             f"bin: index {bin} is out of range for {data}, which has {n_bins} tomographic "
@@ -756,7 +791,7 @@ def analyze(
     if int(batch_size) < 1:
         raise ValueError(f"batch_size: expected ≥ 1, got {batch_size}")
     checkpoint, data, out = Path(checkpoint), Path(data), Path(out_dir)
-    model, ckpt = _load_sop(checkpoint, device)
+    model, ckpt = load_sop_checkpoint(checkpoint, device)
     dev = next(model.parameters()).device
     norm = Normalization.from_dict(ckpt["norm"])
     names = list(norm.param_names)
@@ -765,7 +800,7 @@ def analyze(
         data, norm, lambda n: map_indices(n, max_maps)
     )
     n, c, h, w = kappa.shape
-    b_index, b_label = _resolve_bin(bin, c, attrs, data)
+    b_index, b_label = resolve_bin(bin, c, attrs, data)
     patch = _attention_patch(ckpt)
     kappa_bin = kappa[:, b_index].astype(np.float64)
 

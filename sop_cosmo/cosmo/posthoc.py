@@ -314,30 +314,6 @@ def explain_map(
     result.add_curves("deletion", aucs[1], curves[1])
 
 
-def _load_sop(checkpoint: Path, device: str) -> tuple[nn.Module, dict[str, Any]]:
-    from sop_cosmo.cosmo.train import load_model
-
-    if not checkpoint.is_file():
-        raise ValueError(f"checkpoint: {checkpoint}: no such file; give RUN_SOP/model.pt")
-    model, ckpt = load_model(checkpoint, device)
-    if not hasattr(model, "explain"):
-        kind = ckpt.get("model_args", {}).get("kind")
-        raise ValueError(
-            f"checkpoint: {checkpoint} holds a {kind!r} model; the -F baselines need a sop "
-            "checkpoint (RUN_SOP/model.pt from `sop-cosmo train --model sop`)"
-        )
-    return model, ckpt
-
-
-def _resolve_bin(bin_index: int, n_bins: int, attrs: dict[str, Any], data: Path) -> int:
-    if not -n_bins <= bin_index < n_bins:
-        raise ValueError(
-            f"bin: {data} has {n_bins} bins {attrs.get('bins')}; pass an index in "
-            f"[{-n_bins}, {n_bins - 1}] (-1 = the last bin)"
-        )
-    return bin_index % n_bins
-
-
 def run_baselines(
     checkpoint: str | os.PathLike,
     data: str | os.PathLike,
@@ -403,12 +379,21 @@ def run_baselines(
         On a missing or non-SOP checkpoint, a missing or mismatched patch file, an unknown
         method, a bad bin or a bad keep fraction.
     """
-    from sop_cosmo.cosmo.analysis import group_statistics, map_indices, purity, upsample_masks
+    from sop_cosmo.cosmo.analysis import (
+        group_statistics,
+        load_sop_checkpoint,
+        map_indices,
+        purity,
+        resolve_bin,
+        upsample_masks,
+    )
     from sop_cosmo.cosmo.data import Normalization, load_split
 
     checkpoint, data, out = Path(checkpoint), Path(data), Path(out_dir)
     chosen = parse_methods(methods)
-    model, ckpt = _load_sop(checkpoint, device)
+    if int(n_samples) < 1 or int(ig_steps) < 1:
+        raise ValueError(f"n_samples, ig_steps: expected ≥ 1 each, got {n_samples} and {ig_steps}")
+    model, ckpt = load_sop_checkpoint(checkpoint, device, purpose="the -F comparison")
     dev = next(model.parameters()).device
     if not data.is_file():
         raise ValueError(f"data: {data}: no such file; give DIR/test.h5 from `preprocess`")
@@ -422,7 +407,7 @@ def run_baselines(
     bb, forward = backbone_forward(model)
     patch = int(bb.patch_size)
     idx = map_indices(len(split), max_maps)
-    b_index = _resolve_bin(int(bin), split.in_channels, split.attrs, data)
+    b_index, b_label = resolve_bin(int(bin), split.in_channels, split.attrs, data)
     with h5py.File(data, "r") as f:
         kappa = np.asarray(f["kappa"][idx, b_index], dtype=np.float64)  # physical κ
     x_all = split.x[idx].to(dev)
@@ -515,7 +500,7 @@ def run_baselines(
             "tau_cluster": float(tau_cluster),
         },
         "bin_index": b_index,
-        "bin": split.attrs["bins"][b_index] if "bins" in split.attrs else b_index,
+        "bin": b_label,
         "n_samples": int(n_samples),
         "ig_steps": int(ig_steps),
         "id_steps": id_steps,

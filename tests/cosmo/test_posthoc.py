@@ -160,3 +160,12 @@ def test_cli_refuses_a_cnn_checkpoint(run, tmp_path, capsys):
             str(run / "test.h5"), "--out", str(tmp_path), "--quiet"]  # fmt: skip
     assert main(args) == 2
     assert "sop checkpoint" in capsys.readouterr().err
+    # a foreign file and bad sample counts are clear errors too (exit 2), not tracebacks
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    args[2] = str(junk)
+    assert main(args) == 2
+    assert "not a sop-cosmo checkpoint" in capsys.readouterr().err
+    args[2] = str(run / "sop" / "model.pt")
+    assert main([*args, "--n-samples", "0"]) == 2
+    assert "n_samples" in capsys.readouterr().err
