@@ -103,9 +103,10 @@ def upsample_masks(
     shape : tuple of int
         Image size (H, W) in pixels.
     patch : int, optional
-        Cell side in pixels (the SOP's ``attention_patch``). Default ``ceil(H / gh)``, which is
-        the patch when the grid was made as ``ceil(H / patch)``; pass it explicitly when
-        several patch sizes give the same grid.
+        Cell side in pixels (the SOP's ``attention_patch``). Default ``ceil(H / gh)``, the
+        smallest cell that gives this grid. Several cell sizes can give the same grid (a 3×3
+        grid on 9×9 pixels comes from 3- or 4-pixel cells, and the two place the cells
+        differently), so pass the patch whenever it is known.
 
     Returns
     -------

@@ -38,6 +38,26 @@ def test_upsample_masks_covers_blocks_and_cuts_the_last_one():
     np.testing.assert_array_equal(upsample_masks(grid, (5, 5)), pix)
 
 
+@pytest.mark.parametrize(("shape", "patch"), [((24, 24), 4), ((24, 22), 5), ((9, 9), 4)])
+def test_upsample_masks_matches_how_the_sop_backbone_masks_pixels(shape, patch):
+    # The analysis must measure exactly the pixels the SOP model kept: compare with the
+    # backbone's own expand_mask, including cut last cells and a grid that a smaller cell
+    # size would also give (9×9 pixels, 4-px cells: a 3×3 grid, like 3-px cells).
+    import torch
+    from torch import nn
+
+    from sop_cosmo.core.backbones import ImageBackbone
+
+    bb = ImageBackbone(nn.Flatten(), nn.Linear(shape[0] * shape[1], 1), image_size=shape,
+                       patch_size=patch, in_channels=1, n_outputs=1, pooled_dim=1)  # fmt: skip
+    gh, gw = bb.grid
+    unit = torch.rand(2, 3, gh * gw, generator=torch.Generator().manual_seed(0)) < 0.4
+    x = torch.zeros(2, 1, *shape)
+    expected = bb.expand_mask(unit.float(), x)[:, :, 0] > 0.5  # (2, 3, H, W)
+    grid = unit.reshape(2, 3, gh, gw).numpy().astype(np.uint8)
+    np.testing.assert_array_equal(upsample_masks(grid, shape, patch=patch), expected.numpy())
+
+
 def test_upsample_masks_rejects_a_grid_that_does_not_tile():
     with pytest.raises(ValueError, match="does not tile"):
         upsample_masks(np.ones((1, 1, 3, 3)), (5, 5), patch=4)
