@@ -671,7 +671,8 @@ def _attention_patch(ckpt: dict[str, Any]) -> int | None:
 
 def _write_json(path: Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+        # allow_nan=False: NaN would make the file invalid JSON for strict readers
+        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -839,6 +840,11 @@ def analyze(
     outputs = np.concatenate(outputs_l) * t_std + t_mean
     preds = np.concatenate(preds_l) * t_std + t_mean
     stats = {k: np.concatenate([d[k] for d in stats_l]) for k in STAT_NAMES}
+    if not (np.isfinite(weights).all() and np.isfinite(outputs).all()):
+        raise ValueError(
+            f"checkpoint: {checkpoint}: the SOP gives non-finite weights or group outputs on "
+            f"{data}; the model has diverged: retrain it (e.g. with a lower learning rate)"
+        )
     types = classify_groups(stats, tau_void=tau_void, tau_cluster=tau_cluster)
     selected = weights > 0
 
@@ -882,6 +888,8 @@ def analyze(
     }
 
     out.mkdir(parents=True, exist_ok=True)
+    # An old summary next to new tables would claim a finished run: drop it first.
+    (out / "summary.json").unlink(missing_ok=True)
     sweep_cf = {cs: np.concatenate(v) for cs, v in sweep_l.items()}
     sweep = threshold_sweep(
         stats,
