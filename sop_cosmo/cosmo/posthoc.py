@@ -557,86 +557,66 @@ _LABELS = {
 }
 
 
+# One colour and marker per row, so that close points stay apart in the legend; red is SOP's.
+_STYLES = {
+    "sop": ("tab:red", "*"),
+    "integrated_gradients": ("tab:blue", "o"),
+    "kernel_shap": ("tab:orange", "s"),
+    "lime": ("tab:green", "D"),
+    "layer_gradcam": ("tab:purple", "^"),
+    "rise": ("tab:brown", "v"),
+    "occlusion": ("tab:pink", "P"),
+    "random": ("tab:gray", "X"),
+}
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+
+
 def _plot_mse_purity(path: Path, rows: dict[str, dict[str, Any]], names: list[str]) -> None:
-    import matplotlib
+    # The object API (no pyplot): drawing here never switches a notebook's backend.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    fig = Figure(figsize=(6.4, 5.2), layout="constrained")
+    ax = fig.subplots()
     for method, r in rows.items():
         sop = method == "sop"
-        ax.scatter(
-            r["mse_mean"],
-            r["purity"],
-            s=160 if sop else 50,
-            marker="*" if sop else "o",
-            color="tab:red" if sop else "tab:blue",
-            zorder=3 if sop else 2,
-            edgecolor="black",
-            linewidth=0.5,
-            label="SOP (its own prediction and groups)" if sop else None,
-        )
-        ax.annotate(
-            _LABELS.get(method, method),
-            (r["mse_mean"], r["purity"]),
-            textcoords="offset points",
-            xytext=(5, 4),
-            fontsize=8,
-        )
-    ax.scatter(
-        [],
-        [],
-        s=50,
-        color="tab:blue",
-        edgecolor="black",
-        linewidth=0.5,
-        label="post-hoc -F (backbone on top-k patches)",
-    )
+        color, marker = _STYLES.get(method, ("black", "o"))
+        label = "SOP (own prediction, groups)" if sop else _LABELS.get(method, method)
+        ax.scatter(r["mse_mean"], r["purity"], s=180 if sop else 55, marker=marker,
+                   color=color, zorder=3 if sop else 2, edgecolor="black", linewidth=0.5,
+                   label=label)  # fmt: skip
     mses = [r["mse_mean"] for r in rows.values()]
     if min(mses) > 0 and max(mses) / min(mses) > 10:  # log only when it spans a decade
         ax.set_xscale("log")
-    ax.set_xlabel(f"MSE, mean over {', '.join(names)} (physical units, dimensionless)")
-    ax.set_ylabel("purity (fraction, higher = purer void/cluster masks)")
-    ax.set_title("Accuracy vs purity of the explanations")
+    ax.set_ylim(-0.02, 1.02)  # purity is a fraction: a fixed axis compares runs at a glance
+    ax.set_xlabel(f"MSE, mean over {', '.join(names)} (physical units of the parameters)")
+    ax.set_ylabel("purity (fraction; higher = purer void/cluster masks)")
+    ax.set_title("Accuracy vs purity; -F: the backbone on each method's top-k patches",
+                 fontsize=9)  # fmt: skip
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    fig.legend(fontsize=8, loc="outside lower center", ncols=4)
+    _save_figure(fig, path)
 
 
 def _plot_curves(path: Path, fractions: list[float], curves: dict[str, dict[str, list]]) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    # Red is SOP's alone; the baselines cycle through the other colours.
-    others = [c for c in plt.get_cmap("tab10").colors if c != plt.get_cmap("tab10").colors[3]]
-    colours = {m: others[i % len(others)] for i, m in enumerate(m for m in curves if m != "sop")}
-    colours["sop"] = plt.get_cmap("tab10").colors[3]
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True)
     for ax, mode, better in zip(axes, ("insertion", "deletion"), ("lower", "higher"), strict=True):
         for method, c in curves.items():
             sop = method == "sop"
-            ax.plot(
-                fractions,
-                c[mode],
-                label=_LABELS.get(method, method),
-                color=colours[method],
-                linewidth=2.5 if sop else 1.2,
-                zorder=3 if sop else 2,
-            )
-        ax.set_xlabel(
-            f"fraction of grid patches {'revealed' if mode == 'insertion' else 'removed'}"
-        )
-        ax.set_ylabel("(f_p(x_step) − f_p(x_full))², standardised units²")
-        ax.set_title(f"{mode} (AUC: {better} is better)")
+            ax.plot(fractions, c[mode], label=_LABELS.get(method, method),
+                    color=_STYLES.get(method, ("black", "o"))[0], linewidth=2.5 if sop else 1.2,
+                    zorder=3 if sop else 2)  # fmt: skip
+        changed = "revealed" if mode == "insertion" else "removed"
+        ax.set_xlabel(f"fraction of grid patches {changed} (in each method's score order)")
+        ax.set_ylabel("(f_p(x_step) − f_p(x_full))² [standardised units²]")
+        ax.set_title(f"{mode}, mean over maps and parameters (AUC: {better} is better)",
+                     fontsize=9)  # fmt: skip
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    fig.legend(*axes[1].get_legend_handles_labels(), fontsize=8, loc="outside right upper")
+    _save_figure(fig, path)
