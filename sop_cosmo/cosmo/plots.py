@@ -179,7 +179,7 @@ def contribution_bars(path: str | os.PathLike, summary: dict[str, Any]) -> Path:
     contrib = summary["contributions"]
     names = list(contrib)
     base = summary.get("base_rates", summary["group_type_rates"])
-    fig = Figure(figsize=(1.8 + 2.0 * len(names), 3.8), layout="constrained")
+    fig = Figure(figsize=(2.6 + 2.0 * len(names), 4.2), layout="constrained")
     ax = fig.subplots()
     width = 0.26
     for i, (tn, color) in enumerate(zip(_TYPE_NAMES, TYPE_COLORS, strict=True)):
@@ -201,7 +201,8 @@ def contribution_bars(path: str | os.PathLike, summary: dict[str, Any]) -> Path:
         f"void κ<{thr['void_sigma']:g}σ, cluster κ>{thr['cluster_sigma']:g}σ)",
         fontsize=9,
     )
-    ax.legend(fontsize=8)
+    # below the axes: inside, the legend would hide bars near 1
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="outside lower center", ncols=4)
     return _save(fig, path)
 
 
