@@ -98,7 +98,7 @@ class ControlSpec:
     n_cosmologies: int = 200
     n_perms: int = 4
     patch_size: int = 24
-    corr_length: float = 1.5
+    corr_length: float = 1.0
     slope: float = 1.0
     tail: float = 1.0
     void_scale: tuple[float, float] = (1.2, 0.4)
@@ -280,7 +280,7 @@ class ControlsSettings:
     n_perms: int = 4
     patch_size: int = 24
     cnn_epochs: int = 30
-    sop_epochs: int = 5
+    sop_epochs: int = 15
     cnn_lr: float = 2e-3
     sop_lr: float = 1e-3
     batch_size: int = 16
@@ -481,8 +481,8 @@ def run_control(
 
 
 def plot_controls(result: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Figure of contribution(Ωm) − contribution(σ8) per group type, with 95% CIs, for the
-    positive control (trained and untrained SOP) and the negative control (trained SOP)."""
+    """Figure of contribution(Ωm) − contribution(σ8) per group type, with 95% CIs, for both
+    controls and both the trained and the untrained SOP."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -492,6 +492,7 @@ def plot_controls(result: dict[str, Any], path: str | os.PathLike) -> Path:
         ("positive, trained SOP", result["positive"]["differences"], "C0", "o"),
         ("positive, untrained SOP", result["positive"]["untrained"]["differences"], "C7", "s"),
         ("negative, trained SOP", result["negative"]["differences"], "C3", "D"),
+        ("negative, untrained SOP", result["negative"]["untrained"]["differences"], "C1", "v"),
     ]
     fig, ax = plt.subplots(figsize=(6.4, 4.0), constrained_layout=True)
     x = np.arange(len(TYPE_ORDER))
@@ -499,7 +500,7 @@ def plot_controls(result: dict[str, Any], path: str | os.PathLike) -> Path:
         vals = np.array([diffs[t]["value"] for t in TYPE_ORDER])
         ci = np.array([diffs[t]["ci95"] for t in TYPE_ORDER])
         err = np.abs(ci.T - vals)
-        ax.errorbar(x + (j - 1) * 0.2, vals, yerr=err, fmt=marker, color=color, capsize=3,
+        ax.errorbar(x + (j - 1.5) * 0.18, vals, yerr=err, fmt=marker, color=color, capsize=3,
                     label=label)  # fmt: skip
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xticks(x, [f"{t} groups" for t in TYPE_ORDER])
