@@ -158,11 +158,22 @@ def test_classify_both_tests_takes_the_larger_relative_margin():
         mean=[-0.3, -0.3, -0.3],
         # void margins (f − 0.5)/0.5: 0.6, 0.2, 0.2
         void=[0.8, 0.6, 0.6],
-        # cluster margins (f − 0.02)/0.02: 0.5, 1.0, 0.2 (exact tie with the void margin)
+        # cluster margins (f − 0.02)/0.02: 0.5, 1.0, 0.2 (a tie up to rounding)
         cluster=[0.03, 0.04, 0.024],
     )
     types = classify_groups(st, tau_void=0.5, tau_cluster=0.02)
     assert types.tolist() == [[VOID, CLUSTER, CLUSTER]]
+
+
+def test_classify_an_exact_tie_goes_to_cluster():
+    # The third case above is no tie in floating point ((0.6 − 0.5)/0.5 < (0.024 − 0.02)/0.02
+    # by one ulp); dyadic values tie exactly: (0.75 − 0.5)/0.5 = (0.375 − 0.25)/0.25 = 0.5.
+    st = _stats(mean=[-0.3], void=[0.75], cluster=[0.375])
+    assert (0.75 - 0.5) / 0.5 == (0.375 - 0.25) / 0.25
+    assert classify_groups(st, tau_void=0.5, tau_cluster=0.25).tolist() == [[CLUSTER]]
+    # one step either way and the larger margin wins
+    st_v = _stats(mean=[-0.3], void=[0.875], cluster=[0.375])
+    assert classify_groups(st_v, tau_void=0.5, tau_cluster=0.25).tolist() == [[VOID]]
 
 
 def test_classify_hand_made_map_end_to_end():
