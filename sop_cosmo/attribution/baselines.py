@@ -256,8 +256,12 @@ def attribute(
     size = (int(x.shape[-2]), int(x.shape[-1]))
     fmask = patch_feature_mask(size, patch_size).unsqueeze(0).to(x.device)  # (1, 1, H, W)
     per_eval = max(1, min(batch_size, n_samples))
-    # captum draws KernelShap/Lime samples from the global RNG: seed it, and restore it after.
-    with torch.random.fork_rng(devices=[]):
+    # captum draws KernelShap/Lime samples from the global RNG: seed it, and restore it after
+    # (manual_seed also seeds the GPU generators, so the input's GPU is restored too).
+    gpus: list[int] = []
+    if x.is_cuda:
+        gpus = [torch.cuda.current_device() if x.device.index is None else x.device.index]
+    with torch.random.fork_rng(devices=gpus):
         torch.manual_seed(seed)
         if method == "integrated_gradients":
             attr = IntegratedGradients(forward).attribute(
@@ -267,19 +271,14 @@ def attribute(
                 n_steps=ig_steps,
                 internal_batch_size=batch_size,
             )
-        elif method == "kernel_shap":
-            attr = KernelShap(forward).attribute(
-                inp,
-                baselines=baseline,
-                target=target,
-                feature_mask=fmask,
-                n_samples=n_samples,
-                perturbations_per_eval=per_eval,
-            )
-        elif method == "lime":
-            from captum._utils.models.linear_model import SkLearnRidge
+        elif method in ("kernel_shap", "lime"):
+            if method == "kernel_shap":
+                explainer = KernelShap(forward)
+            else:
+                from captum._utils.models.linear_model import SkLearnRidge
 
-            attr = Lime(forward, interpretable_model=SkLearnRidge(alpha=1.0)).attribute(
+                explainer = Lime(forward, interpretable_model=SkLearnRidge(alpha=1.0))
+            attr = explainer.attribute(
                 inp,
                 baselines=baseline,
                 target=target,
