@@ -663,9 +663,11 @@ def resolve_bin(
     return index, int(labels[index])
 
 
-def _attention_patch(ckpt: dict[str, Any]) -> int | None:
-    opts = ckpt.get("model_args", {}).get("options", {}) or {}
-    patch = opts.get("attention_patch")
+def _attention_patch(model: torch.nn.Module, ckpt: dict[str, Any]) -> int | None:
+    # The backbone that made the masks is the authority; the stored options are the fallback.
+    patch = getattr(getattr(getattr(model, "sop", None), "backbone", None), "patch_size", None)
+    if patch is None:
+        patch = (ckpt.get("model_args", {}).get("options", {}) or {}).get("attention_patch")
     return int(patch) if patch is not None else None
 
 
@@ -803,7 +805,7 @@ def analyze(
     )
     n, c, h, w = kappa.shape
     b_index, b_label = resolve_bin(bin, c, attrs, data)
-    patch = _attention_patch(ckpt)
+    patch = _attention_patch(model, ckpt)
     kappa_bin = kappa[:, b_index].astype(np.float64)
 
     mean = np.asarray(norm.input_mean, dtype=np.float32)[:, None, None]
