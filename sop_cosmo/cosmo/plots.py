@@ -152,8 +152,9 @@ def groups_gallery(
                     # on the group's own cell nearest its centroid, so the label sits inside
                     yy, xx = np.nonzero(masks[i, g])
                     k = np.argmin((yy - yy.mean()) ** 2 + (xx - xx.mean()) ** 2)
-                    cx = ((xx[k] + 0.5) * p - 0.5) * scale
-                    cy = ((yy[k] + 0.5) * p - 0.5) * scale
+                    # the centre of the cell as drawn (a last cell may be cut by the edge)
+                    cx = ((xx[k] * p + min((xx[k] + 1) * p, w)) / 2 - 0.5) * scale
+                    cy = ((yy[k] * p + min((yy[k] + 1) * p, h)) / 2 - 0.5) * scale
                     box = {"boxstyle": "round,pad=0.1", "fc": "w", "alpha": 0.7, "lw": 0}
                     ax.text(cx, cy, f"{wg:.2f}", fontsize=7, ha="center", va="center", bbox=box)
             ax.set_title(f"map {i}: groups selected for {name}", fontsize=9)
