@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CORES  ?= 2
+# The workflow's rules call `sop-cosmo` and `papermill`: take them from the venv.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test test-unit test-workflow lint bench clean venv ci
 
 venv: $(STAMP)
 
@@ -15,12 +18,31 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# The whole workflow on the default config (config/config.yaml), then the HTML report.
+# Reruns redo only what is missing or out of date.
 demo: $(STAMP)
-	$(BIN)/sop-cosmo theory --max-d 12 --out results/theory
-	@echo "Results: results/theory/theory.csv and results/theory/theory.png"
+	@start=$$(date +%s); \
+	$(BIN)/snakemake --cores $(CORES) && \
+	$(BIN)/snakemake --report results/report/report.html && \
+	echo "demo: workflow and report took $$(( $$(date +%s) - start )) s on $(CORES) cores"
+	@echo "Results:  results/<stage>/ (analyze/summary.json, analyze/figures/, baselines/, controls/, evaluate/, theory/)"
+	@echo "Notebook: results/report/void_cluster_findings.ipynb (executed)"
+	@echo "Report:   results/report/report.html (all figures and metrics)"
+	@echo "Logs:     logs/<stage>/"
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+# Unit tests first, then the workflow in CI order: snakemake --lint, snakefmt, dry runs and
+# config validation, the tiny .test/ run with its notebook and report, then the SLURM profile
+# on a local one-node cluster (root only; SOP_SKIP_SLURM=1 skips it).
+test: test-unit test-workflow
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q --ignore=tests/workflow --ignore=tests/slurm
+
+test-workflow: $(STAMP)
+	$(BIN)/python -m pytest -q --durations=5 tests/workflow tests/slurm
+
+ci:
+	.ci/run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,4 +52,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/sop_overhead.py
 
 clean:
-	rm -rf results .pytest_cache .ruff_cache
+	rm -rf results logs .pytest_cache .ruff_cache

@@ -6,15 +6,18 @@
 #   tests/slurm/local_cluster.sh env     print the SLURM_CONF export that clients need
 #
 # Everything lives in one state folder (SOP_SLURM_DIR, default /tmp/sop-slurm): slurm.conf, the
-# munge key and socket, spool folders, logs and PID files. Nothing under /etc is changed, so the
-# machine's own SLURM or munge setup (if any) is left alone. Clients find this cluster through
-# SLURM_CONF=$SOP_SLURM_DIR/slurm.conf, which `start` prints and sbatch passes on to jobs.
+# munge key and socket, spool folders, logs and PID files. The one change outside it is the link
+# /etc/slurm/slurm.conf -> $SOP_SLURM_DIR/slurm.conf, made only where no slurm.conf exists and
+# removed by `stop`: srun inside a job finds its configuration there, because the SLURM executor
+# plugin clears SLURM_* variables (SLURM_CONF too) in the job's environment. A machine that
+# already has a slurm.conf is left alone and the script refuses to start.
 # There is no slurmdbd: accounting is off, so sacct has nothing and status comes from squeue.
 # Needs root (slurmd runs jobs as the submitting user; the daemons run as root here).
 set -euo pipefail
 
 STATE=${SOP_SLURM_DIR:-/tmp/sop-slurm}
 CONF=$STATE/slurm.conf
+SYSTEM_CONF=/etc/slurm/slurm.conf
 # Ports other than SLURM's defaults (6817/6818), so a real installation is not disturbed.
 CTLD_PORT=${SOP_SLURM_CTLD_PORT:-16817}
 SLURMD_PORT=${SOP_SLURM_SLURMD_PORT:-16818}
@@ -99,6 +102,15 @@ start_munge() {
     munge -n --socket="$dir/munge.socket" | unmunge --socket="$dir/munge.socket" >/dev/null
 }
 
+link_conf() {
+    if [ -e "$SYSTEM_CONF" ] && [ "$(readlink "$SYSTEM_CONF")" != "$CONF" ]; then
+        log "$SYSTEM_CONF exists and is not ours; not touching a real SLURM setup"
+        exit 3
+    fi
+    mkdir -p "$(dirname "$SYSTEM_CONF")"
+    ln -sfn "$CONF" "$SYSTEM_CONF"
+}
+
 start() {
     if [ -s "$STATE/run/slurmctld.pid" ] && kill -0 "$(cat "$STATE/run/slurmctld.pid")" 2>/dev/null; then
         log "already running (state in $STATE)"
@@ -113,6 +125,7 @@ start() {
     mkdir -p "$STATE/run" "$STATE/spool/slurmctld" "$STATE/spool/slurmd" "$STATE/log"
     install_packages
     write_conf
+    link_conf
     start_munge
     export SLURM_CONF=$CONF
     # -c: clear any saved jobs; -f: this config, not /etc/slurm/slurm.conf.
@@ -161,6 +174,9 @@ stop() {
     stop_pid "$STATE/run/slurmd.pid" || rc=1
     stop_pid "$STATE/run/slurmctld.pid" || rc=1
     stop_pid "$STATE/munge/munged.pid" || rc=1
+    if [ "$(readlink "$SYSTEM_CONF" 2>/dev/null)" = "$CONF" ]; then
+        rm -f "$SYSTEM_CONF"
+    fi
     return $rc
 }
 

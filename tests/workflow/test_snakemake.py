@@ -1,15 +1,22 @@
-"""The Snakemake workflow: lint, format, a tiny real run, and config validation."""
+"""The Snakemake workflow: lint, format, config validation, dry runs and a tiny real run.
+
+The tiny run (.test/config.yaml) is the CI's end-to-end check: every stage from the simulated
+grid to the executed findings notebook, then `snakemake --report`, then the rerun behaviour.
+"""
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the venv that runs the tests also provides the CLI
+GPU_RULES = {"train_cnn", "train_sop", "analyze", "baselines"}
 
 
 def snakemake(*args, cwd=ROOT):
@@ -17,6 +24,20 @@ def snakemake(*args, cwd=ROOT):
     return subprocess.run(
         [str(BIN / "snakemake"), *args], cwd=cwd, env=env, capture_output=True, text=True
     )
+
+
+def dry_run_jobs(*args):
+    """{rule: resources dict} of every job a dry run would start."""
+    result = snakemake("--cores", "2", "--dry-run", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = {}
+    for block in re.split(r"\n(?=rule \w+:)", result.stdout):
+        rule = re.match(r"rule (\w+):", block)
+        res = re.search(r"^\s+resources: (.*)$", block, re.M)
+        if rule and res:
+            pairs = (kv.split("=", 1) for kv in res.group(1).split(", "))
+            jobs[rule.group(1)] = dict(pairs)
+    return jobs
 
 
 def test_lint_is_clean():
@@ -32,33 +53,53 @@ def test_snakefmt_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.slow
-def test_tiny_config_runs_end_to_end(tmp_path):
-    results, logs = tmp_path / "results", tmp_path / "logs"
-    result = snakemake(
-        "--cores", "1", "--configfile", ".test/config.yaml",
-        "--config", f"results={results}", f"logs={logs}",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    table = (results / "theory" / "theory.csv").read_text().splitlines()
-    assert table[0].startswith("function,kind,d,per_feature_error")
-    assert len(table) == 1 + 2 * (3 + 2)  # header + monomial d=1..3, binomial d=2..3, 2 kinds
-    assert (logs / "theory" / "theory.log").exists()
-    for model in ("cnn", "sop", "stats"):
-        metrics = json.loads((results / "evaluate" / model / "test_metrics.json").read_text())
-        assert set(metrics["mse"]) == {"Om", "s8"} and metrics["n"] > 0
-        assert (logs / "train" / f"{model}.log").exists()
-    for split in ("train", "val", "test"):
-        assert (results / "patches" / f"{split}.h5").exists()
+def test_default_dry_run_has_every_stage_with_resources():
+    jobs = dry_run_jobs()
+    stages = {"simulate", "preprocess", "train_cnn", "train_sop", "train_stats", "evaluate",
+              "analyze", "baselines", "controls", "notebook", "theory"}  # fmt: skip
+    assert stages <= set(jobs)
+    for rule in stages:
+        assert {"mem_mb", "runtime"} <= set(jobs[rule]), rule
+        assert jobs[rule].get("gpu", "0") == ("1" if rule in GPU_RULES else "0"), rule
 
 
-def test_bad_config_value_stops_before_any_job(tmp_path):
+def test_cpu_config_requests_no_gpu():
+    jobs = dry_run_jobs("--configfile", ".test/config.yaml")
+    assert all(res.get("gpu", "0") == "0" for res in jobs.values())
+
+
+def test_cosmogrid_config_skips_the_simulator(tmp_path):
+    meta = tmp_path / "CosmoGrid" / "CosmoGridV1_metainfo.h5"
+    meta.parent.mkdir()
+    meta.write_bytes(b"")  # only its existence matters to a dry run
+    jobs = dry_run_jobs("--configfile", "config/cosmogrid.yaml", "--config",
+                        f"data={{source: cosmogrid, root: {tmp_path}}}")  # fmt: skip
+    assert "simulate" not in jobs and "preprocess" in jobs
+
+
+@pytest.mark.parametrize(
+    ("yaml", "named"),
+    [
+        ("theory:\n  max_d: 40\n", "max_d"),  # out of range
+        ("analyze:\n  n_boot: many\n", "n_boot"),  # wrong type
+        ("analyze:\n  tau_void: 1.5\n", "tau_void"),
+        ("controls:\n  quick: 3\n", "quick"),
+        ("baselines:\n  max_maps: 2.5\n", "max_maps"),
+        ("theory:\n  max_dd: 4\n", "max_dd"),  # unknown keys, at every level
+        ("baseline:\n  methods: all\n", "baseline"),
+        ("baselines:\n  metods: all\n", "metods"),
+        ("report:\n  notebok: x.ipynb\n", "notebok"),
+        ("train:\n  sop_options: {n_group: 4}\n", "n_group"),
+    ],
+)
+def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, yaml, named):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("theory:\n  max_d: 40\n")
+    bad.write_text(yaml)
     result = snakemake("--cores", "1", "--configfile", str(bad), "--dry-run")
     assert result.returncode != 0
     out = result.stdout + result.stderr
-    assert "max_d" in out and "40" in out
+    assert named in out
+    assert "rule simulate" not in out  # it stopped while loading, before planning jobs
 
 
 def test_real_data_root_must_exist(tmp_path):
@@ -69,9 +110,80 @@ def test_real_data_root_must_exist(tmp_path):
     assert "data.root" in result.stdout + result.stderr
 
 
-def test_unknown_config_key_is_named(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("theory:\n  max_dd: 4\n")
-    result = snakemake("--cores", "1", "--configfile", str(bad), "--dry-run")
-    assert result.returncode != 0
-    assert "max_dd" in result.stdout + result.stderr
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The .test/ config run end to end in the venv; yields (results, logs, config args)."""
+    tmp = tmp_path_factory.mktemp("tiny")
+    results, logs = tmp / "results", tmp / "logs"
+    args = ("--configfile", ".test/config.yaml", "--config", f"results={results}", f"logs={logs}")
+    t0 = time.perf_counter()
+    result = snakemake("--cores", "2", *args)
+    seconds = time.perf_counter() - t0
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    print(f"\n.test end-to-end run: {seconds:.0f} s on --cores 2")
+    return results, logs, args
+
+
+@pytest.mark.slow
+def test_tiny_config_runs_end_to_end(tiny_run):
+    results, logs, _ = tiny_run
+    table = (results / "theory" / "theory.csv").read_text().splitlines()
+    assert table[0].startswith("function,kind,d,per_feature_error")
+    assert len(table) == 1 + 2 * (3 + 2)  # header + monomial d=1..3, binomial d=2..3, 2 kinds
+    for model in ("cnn", "sop", "stats"):
+        metrics = json.loads((results / "evaluate" / model / "test_metrics.json").read_text())
+        assert set(metrics["mse"]) == {"Om", "s8"} and metrics["n"] > 0
+        assert (logs / "train" / f"{model}.log").exists()
+    for split in ("train", "val", "test"):
+        assert (results / "patches" / f"{split}.h5").exists()
+    summary = json.loads((results / "analyze" / "summary.json").read_text())
+    assert 0 < summary["n_maps"] <= 8  # .test caps analyze.max_maps at 8
+    assert summary["thresholds"]["cluster_sigma"] == 3.0
+    baselines = json.loads((results / "baselines" / "baselines.json").read_text())
+    assert "sop" in json.dumps(baselines)
+    controls = json.loads((results / "controls" / "controls.json").read_text())
+    assert {"positive", "negative"} <= set(controls)
+    for stage, figures in {
+        "analyze": ("groups_gallery", "contributions", "weight_hist", "threshold_sweep"),
+        "baselines": ("mse_vs_purity", "insertion_deletion"),
+        "controls": ("controls",),
+    }.items():
+        for name in figures:
+            assert (results / stage / "figures" / f"{name}.png").stat().st_size > 0
+        assert (logs / stage / f"{stage}.log").exists()
+
+
+@pytest.mark.slow
+def test_notebook_is_executed_on_the_run(tiny_run):
+    results, _, _ = tiny_run
+    nb = json.loads((results / "report" / "void_cluster_findings.ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert code and all(c.get("execution_count") for c in code)  # every cell ran
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and str(results / "analyze") in "".join(injected[0]["source"])
+    assert not list((results / "report").glob("*.partial.ipynb"))
+
+
+@pytest.mark.slow
+def test_report_gathers_figures_and_metrics(tiny_run, tmp_path):
+    _, _, args = tiny_run
+    html = tmp_path / "report.html"
+    result = snakemake("--report", str(html), *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = html.read_text(errors="replace")
+    for name in ("groups_gallery", "mse_vs_purity", "controls", "theory.png", "summary.json",
+                 "baselines.csv", "test_metrics.json"):  # fmt: skip
+        assert name in text, name
+
+
+@pytest.mark.slow
+def test_rerun_redoes_only_what_is_missing(tiny_run):
+    results, _, args = tiny_run
+    nothing = snakemake("--cores", "2", "--dry-run", *args)
+    assert nothing.returncode == 0 and "Nothing to be done" in nothing.stdout, nothing.stdout
+    (results / "analyze" / "summary.json").unlink()  # as if the analyze job had failed
+    jobs = dry_run_jobs(*args)
+    assert set(jobs) == {"analyze", "notebook", "all"}
+    rerun = snakemake("--cores", "2", *args)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert (results / "analyze" / "summary.json").exists()

@@ -42,6 +42,8 @@ rule analyze:
         ),
     log:
         LOGS / "analyze" / "analyze.log",
+    benchmark:
+        LOGS / "benchmarks" / "analyze" / "analyze.tsv"
     conda:
         "../envs/sop.yaml"
     threads: 2
@@ -57,7 +59,7 @@ rule analyze:
         device=config["train"]["device"],
     shell:
         "sop-cosmo analyze --checkpoint {input.model} --data {input.data} --out {params.out}"
-        " {params.thresholds} --bin {params.cfg[bin]} {params.max_maps}"
+        " {params.thresholds} {params.max_maps}"
         " --n-boot {params.cfg[n_boot]} --seed {params.cfg[seed]}"
         " --device {params.device} --quiet > {log} 2>&1"
 
@@ -85,6 +87,8 @@ rule baselines:
         ),
     log:
         LOGS / "baselines" / "baselines.log",
+    benchmark:
+        LOGS / "benchmarks" / "baselines" / "baselines.tsv"
     conda:
         "../envs/sop.yaml"
     threads: 2
@@ -96,11 +100,10 @@ rule baselines:
         out=RESULTS / "baselines",
         cfg=config["baselines"],
         thresholds=threshold_flags(),
-        max_maps=optional_flag("--max-maps", config["baselines"]["max_maps"]),
         device=config["train"]["device"],
     shell:
         "sop-cosmo baselines --checkpoint {input.model} --data {input.data} --out {params.out}"
-        " --methods {params.cfg[methods]} {params.max_maps} {params.thresholds}"
+        " --methods {params.cfg[methods]} --max-maps {params.cfg[max_maps]} {params.thresholds}"
         " --n-samples {params.cfg[n_samples]} --ig-steps {params.cfg[ig_steps]}"
         " --seed {params.cfg[seed]} --device {params.device} --quiet > {log} 2>&1"
 
@@ -119,6 +122,8 @@ rule controls:
         ),
     log:
         LOGS / "controls" / "controls.log",
+    benchmark:
+        LOGS / "benchmarks" / "controls" / "controls.tsv"
     conda:
         "../envs/sop.yaml"
     threads: 2

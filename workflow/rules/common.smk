@@ -56,11 +56,11 @@ def optional_flag(name, value):
 
 
 def threshold_flags():
-    """The void/cluster thresholds of the analysis, shared by analyze and baselines."""
+    """The void/cluster thresholds and bin of the analysis, shared by analyze and baselines."""
     cfg = config["analyze"]
     return " ".join(
         optional_flag(f"--{key.replace('_', '-')}", cfg[key])
-        for key in ("void_sigma", "cluster_sigma", "tau_void", "tau_cluster")
+        for key in ("void_sigma", "cluster_sigma", "tau_void", "tau_cluster", "bin")
     )
 
 

@@ -14,6 +14,8 @@ rule evaluate:
         ),
     log:
         LOGS / "evaluate" / "{model}.log",
+    benchmark:
+        LOGS / "benchmarks" / "evaluate" / "{model}.tsv"
     wildcard_constraints:
         model="cnn|sop|stats",
     conda:

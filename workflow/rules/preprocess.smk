@@ -8,6 +8,8 @@ rule preprocess:
         expand(RESULTS / "patches" / "{split}.h5", split=SPLITS),
     log:
         LOGS / "preprocess" / "preprocess.log",
+    benchmark:
+        LOGS / "benchmarks" / "preprocess" / "preprocess.tsv"
     conda:
         "../envs/sop.yaml"
     threads: 1

@@ -17,6 +17,8 @@ rule notebook:
         ),
     log:
         LOGS / "report" / "notebook.log",
+    benchmark:
+        LOGS / "benchmarks" / "report" / "notebook.tsv"
     conda:
         "../envs/sop.yaml"
     threads: 1

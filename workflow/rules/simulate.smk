@@ -6,6 +6,8 @@ rule simulate:
         meta=DATA_ROOT / "CosmoGrid" / "CosmoGridV1_metainfo.h5",
     log:
         LOGS / "simulate" / "simulate.log",
+    benchmark:
+        LOGS / "benchmarks" / "simulate" / "simulate.tsv"
     conda:
         "../envs/sop.yaml"
     threads: 1

@@ -15,6 +15,8 @@ rule theory:
         ),
     log:
         LOGS / "theory" / "theory.log",
+    benchmark:
+        LOGS / "benchmarks" / "theory" / "theory.tsv"
     conda:
         "../envs/sop.yaml"
     threads: 1

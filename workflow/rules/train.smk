@@ -10,6 +10,8 @@ rule train_cnn:
         RESULTS / "train" / "cnn" / "model.pt",
     log:
         LOGS / "train" / "cnn.log",
+    benchmark:
+        LOGS / "benchmarks" / "train" / "cnn.tsv"
     conda:
         "../envs/sop.yaml"
     threads: 2
@@ -36,6 +38,8 @@ rule train_sop:
         RESULTS / "train" / "sop" / "model.pt",
     log:
         LOGS / "train" / "sop.log",
+    benchmark:
+        LOGS / "benchmarks" / "train" / "sop.tsv"
     conda:
         "../envs/sop.yaml"
     threads: 2
@@ -62,6 +66,8 @@ rule train_stats:
         RESULTS / "train" / "stats" / "model.pt",
     log:
         LOGS / "train" / "stats.log",
+    benchmark:
+        LOGS / "benchmarks" / "train" / "stats.tsv"
     conda:
         "../envs/sop.yaml"
     threads: 1
