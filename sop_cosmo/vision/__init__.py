@@ -2,7 +2,13 @@
 
 from .baselines import BASELINE_METHODS, patch_feature_mask, posthoc_attribution
 from .digits import DigitsSplit, load_digits_split, upsample_digits
-from .imagenet_s import IGNORE_ID, ImageNetS, ImageNetSSample, decode_segmentation
+from .imagenet_s import (
+    IGNORE_ID,
+    ImageNetS,
+    ImageNetSSample,
+    decode_segmentation,
+    foreground_iou,
+)
 from .model import (
     TokenDropViTBackbone,
     ViTCLSEncoder,
@@ -23,6 +29,7 @@ __all__ = [
     "TokenDropViTBackbone",
     "ViTCLSEncoder",
     "decode_segmentation",
+    "foreground_iou",
     "load_digits_split",
     "load_vit",
     "n_kept_units",

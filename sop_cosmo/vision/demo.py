@@ -430,19 +430,34 @@ def run_demo(
         seed=seed,
     )
     n_aug = round(s["vit_mask_fraction"] * 64)
+    token_bb = vit_token_backbone(vit) if masking == "tokens" else None
+    g_tok = torch.Generator().manual_seed(seed + 2)
 
-    def augment(xb: Tensor, g: torch.Generator) -> Tensor:
-        # The first n_aug images of each (shuffled) batch are masked, the rest stay whole.
-        k = min(n_aug, len(xb))
-        masked = mask_units(xb[:k], unit, min_keep=s["min_keep"], gen=g)
-        return torch.cat([masked, xb[k:]])
+    def masked_logits(xb: Tensor, min_keep: float, g: torch.Generator) -> Tensor:
+        # The backbone's view of xb under random unit masks, the way SOP will hide a group.
+        if token_bb is None:
+            return vit(mask_units(xb, unit, min_keep=min_keep, gen=g)).logits
+        # Token dropping: one kept count per call (one gathered batch), random kept tokens.
+        n = token_bb.unit_features_count(xb)
+        n_keep = math.ceil((min_keep + (1.0 - min_keep) * float(torch.rand(1, generator=g))) * n)
+        kept = torch.rand(len(xb), n, generator=g).argsort(-1)[:, :n_keep]
+        masks = torch.zeros(len(xb), n).scatter_(1, kept, 1.0)
+        return token_bb.forward_masked(xb, masks)[0]
+
+    def vit_train_logits(b: Tensor) -> Tensor:
+        # In training, the first n_aug images of each (shuffled) batch are masked.
+        k = min(n_aug, len(b)) if vit.training else 0
+        if k == 0:
+            return vit(b).logits
+        masked = masked_logits(b[:k], s["min_keep"], g_tok)
+        return masked if k == len(b) else torch.cat([masked, vit(b[k:]).logits])
 
     def vit_logits(b: Tensor) -> Tensor:
         return vit(b).logits
 
     t0 = time.perf_counter()
     vit_hist = train_classifier(
-        vit_logits,
+        vit_train_logits,
         vit,
         x_tr,
         y_tr,
@@ -451,15 +466,20 @@ def run_demo(
         seed=seed,
         desc="ViT",
         val=val,
-        augment=augment if n_aug else None,
         progress=progress,
     )
     vit_time = time.perf_counter() - t0
     vit_acc = _accuracy(vit_logits, x_te, y_te)
-    # Accuracy on test images masked like SOP's groups (k of the units kept).
+    # Accuracy on test images masked like SOP's groups (keep fraction drawn from [k, 1]).
     g_m = torch.Generator().manual_seed(seed + 1)
-    x_te_masked = mask_units(x_te, unit, min_keep=s["keep_fraction"], gen=g_m)
-    vit_masked_acc = _accuracy(vit_logits, x_te_masked, y_te)
+    with torch.no_grad():
+        logits_m = torch.cat(
+            [
+                masked_logits(x_te[i : i + 128], s["keep_fraction"], g_m)
+                for i in range(0, len(y_te), 128)
+            ]
+        )
+    vit_masked_acc = float((logits_m.argmax(-1) == y_te).float().mean())
 
     config = SOPConfig(
         n_groups=s["n_groups"], keep_fraction=s["keep_fraction"], n_heads=4, chunk_size=512

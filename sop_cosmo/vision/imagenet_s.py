@@ -31,6 +31,7 @@ __all__ = [
     "ImageNetS",
     "ImageNetSSample",
     "decode_segmentation",
+    "foreground_iou",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -195,3 +196,32 @@ class ImageNetS:
             foreground = torch.from_numpy((ids != 0) & (ids != IGNORE_ID))
             valid = torch.from_numpy(ids != IGNORE_ID)
         return ImageNetSSample(image.contiguous(), label, foreground, valid, str(path))
+
+
+def foreground_iou(pred: Tensor, foreground: Tensor, valid: Tensor | None = None) -> float:
+    """Pixel IoU |P ∩ F| / |P ∪ F| of a predicted mask against the object, ignoring invalid pixels.
+
+    Parameters
+    ----------
+    pred : Tensor
+        (H, W) bool (or 0/1) mask, e.g. SOP's top group expanded to pixels.
+    foreground : Tensor
+        (H, W) bool object mask (``ImageNetSSample.foreground``).
+    valid : Tensor, optional
+        (H, W) bool, False on pixels marked "ignore" (``ImageNetSSample.valid``).
+
+    Returns
+    -------
+    float
+        The IoU; 1.0 when both masks are empty on the valid pixels.
+    """
+    if pred.shape != foreground.shape or (valid is not None and valid.shape != pred.shape):
+        raise ValueError(
+            f"pred, foreground, valid: expected equal (H, W) shapes, got {tuple(pred.shape)}, "
+            f"{tuple(foreground.shape)}, {None if valid is None else tuple(valid.shape)}"
+        )
+    p, f = pred.bool(), foreground.bool()
+    if valid is not None:
+        p, f = p & valid.bool(), f & valid.bool()
+    union = int((p | f).sum())
+    return 1.0 if union == 0 else int((p & f).sum()) / union

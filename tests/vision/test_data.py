@@ -7,7 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from sop_cosmo.vision import IGNORE_ID, ImageNetS, decode_segmentation, load_digits_split
+from sop_cosmo.vision import (
+    IGNORE_ID,
+    ImageNetS,
+    decode_segmentation,
+    foreground_iou,
+    load_digits_split,
+)
 
 
 def test_digits_real_data():
@@ -81,3 +87,23 @@ def test_imagenet_s_errors(imagenet_s, tmp_path):
     (imagenet_s / "validation-segmentation" / "n01491361" / "val_1.png").unlink()
     with pytest.raises(FileNotFoundError, match="segmentation file not found"):
         ds[1]
+
+
+def test_foreground_iou_on_fixture(imagenet_s):
+    s = ImageNetS(imagenet_s, "validation", image_size=10)[1]
+    assert foreground_iou(s.foreground, s.foreground, s.valid) == 1.0
+    # Half the object plus an equal area of background: IoU = 1/3.
+    rows = torch.nonzero(s.foreground.any(1)).flatten()
+    half = torch.zeros_like(s.foreground)
+    half[rows[: len(rows) // 2]] = s.foreground[rows[: len(rows) // 2]]
+    n_half = int(half.sum())
+    bg = (~s.foreground & s.valid).flatten().nonzero().flatten()[:n_half]
+    pred = half.flatten().clone()
+    pred[bg] = True
+    n_fg = int(s.foreground.sum())
+    want = n_half / (n_fg + n_half)
+    assert foreground_iou(pred.view_as(half), s.foreground, s.valid) == pytest.approx(want)
+    # Ignored pixels count for neither side.
+    assert foreground_iou(~s.valid, torch.zeros_like(half), s.valid) == 1.0
+    with pytest.raises(ValueError, match="shapes"):
+        foreground_iou(half[:5], s.foreground)
