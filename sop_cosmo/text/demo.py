@@ -28,7 +28,15 @@ from sop_cosmo.core import SOPConfig, SumOfParts
 from .conjunction import ConjunctionData, make_conjunction_data
 from .model import BertSOPBackbone, EncodedBatch, WordVocab, tiny_bert, top_group_masks
 
-__all__ = ["DEFAULTS", "QUICK", "both_in_top_group_rate", "run_demo", "train_bert", "train_sop"]
+__all__ = [
+    "DEFAULTS",
+    "QUICK",
+    "both_in_top_group_rate",
+    "group_diversity",
+    "run_demo",
+    "train_bert",
+    "train_sop",
+]
 
 
 def _seed(seed: int) -> None:
@@ -136,14 +144,19 @@ def train_sop(
 
 @torch.no_grad()
 def _sop_forward(model: SumOfParts, enc: EncodedBatch, batch_size: int = 256) -> dict[str, Tensor]:
-    preds, tops = [], []
+    preds, tops, top_w = [], [], []
     for idx in torch.arange(len(enc.input_ids)).split(batch_size):
         out = model(
             enc.input_ids[idx], unit_valid=enc.unit_valid[idx], always_on=enc.always_on[idx]
         )
-        preds.append(out.prediction.argmax(-1))
+        pred = out.prediction.argmax(-1)
+        rows = torch.arange(len(pred))
+        contrib = out.contributions[rows, :, pred]  # (b, G) for the predicted class
+        preds.append(pred)
         tops.append(top_group_masks(out))
-    return {"pred": torch.cat(preds), "top": torch.cat(tops)}
+        top_w.append(out.weights[rows, contrib.argmax(-1), pred])
+    # top_weight: selector weight of the top-contribution group for the predicted class.
+    return {"pred": torch.cat(preds), "top": torch.cat(tops), "top_weight": torch.cat(top_w)}
 
 
 def both_in_top_group_rate(
@@ -156,6 +169,25 @@ def both_in_top_group_rate(
     pb = torch.as_tensor(data.pos_b[rows.numpy()]) + 1
     r = torch.arange(len(rows))
     return float((top[r, pa] & top[r, pb]).float().mean())
+
+
+@torch.no_grad()
+def group_diversity(
+    model: SumOfParts, enc: EncodedBatch, data: ConjunctionData, rows: Tensor
+) -> dict[str, float]:
+    """Mean number of groups holding both words, and of distinct masks, per example in ``rows``."""
+    sub = _subset(enc, rows)
+    out = model(sub.input_ids, unit_valid=sub.unit_valid, always_on=sub.always_on)
+    masks = out.masks > 0.5  # (n, G, L)
+    r = torch.arange(len(rows))
+    pa = torch.as_tensor(data.pos_a[rows.numpy()]) + 1
+    pb = torch.as_tensor(data.pos_b[rows.numpy()]) + 1
+    both = masks[r, :, pa] & masks[r, :, pb]  # (n, G)
+    distinct = [len({tuple(m.tolist()) for m in masks[i]}) for i in range(len(rows))]
+    return {
+        "groups_with_both_words": float(both.sum(1).float().mean()),
+        "distinct_masks": float(np.mean(distinct)),
+    }
 
 
 def _subset(enc: EncodedBatch, rows: Tensor) -> EncodedBatch:
@@ -434,8 +466,10 @@ def run_demo(
     rate = both_in_top_group_rate(sop, enc_test, test, pos_rows)
     rate_untrained = both_in_top_group_rate(untrained, enc_test, test, pos_rows)
     # Size of the explanation: text tokens (not [CLS]/[SEP]) in the top group of positives.
-    top = _sop_forward(sop, _subset(enc_test, pos_rows))["top"]
-    top_size = float((top & ~enc_test.always_on[pos_rows]).sum(1).float().mean())
+    pos_out = _sop_forward(sop, _subset(enc_test, pos_rows))
+    top_size = float((pos_out["top"] & ~enc_test.always_on[pos_rows]).sum(1).float().mean())
+    top_weight = float(pos_out["top_weight"].mean())
+    diversity = group_diversity(sop, enc_test, test, pos_rows[:256])
 
     t_explain = time.perf_counter()
     per_example, figure_rows = [], []
@@ -480,6 +514,8 @@ def run_demo(
         "sop_both_in_top_group_rate": rate,
         "untrained_sop_both_in_top_group_rate": rate_untrained,
         "sop_top_group_mean_text_tokens": top_size,
+        "sop_top_group_mean_weight": top_weight,
+        "sop_group_diversity": diversity,
         "token_credit": credit,
         "insertion_deletion_auc": aucs,
         "scoring": "softmax prob of BERT's full-input class; hidden token = zero word embedding "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,17 @@ def test_import_parser_sees_relative_imports(tmp_path):
     bad.write_text("from ..cosmo import analysis\nfrom ..core import SumOfParts\n")
     names = _imported_modules(bad, "text")
     assert "sop_cosmo.cosmo" in names and "sop_cosmo.core" in names
+
+
+@pytest.mark.slow
+def test_no_cosmo_module_loaded_transitively():
+    # Importing both domain packages (and their demos) in a fresh interpreter must not load
+    # any sop_cosmo.cosmo module, directly or through core/attribution.
+    code = (
+        "import sys, sop_cosmo.text.demo, sop_cosmo.vision.demo; "
+        "print([m for m in sys.modules if m.startswith('sop_cosmo.cosmo')])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
