@@ -125,7 +125,11 @@ class SumOfParts(nn.Module):
             )
         if cfg.chunk_size < 1:
             raise ValueError(f"chunk_size: expected a positive integer, got {cfg.chunk_size}")
-        self.feature_backbone = copy.deepcopy(backbone) if cfg.feature_copy else None
+        # The copy is the generator's and always trainable, even when the backbone handed in
+        # was already frozen (e.g. by another SumOfParts built around it).
+        self.feature_backbone = (
+            copy.deepcopy(backbone).requires_grad_(True) if cfg.feature_copy else None
+        )
         self.backbone = backbone
         if cfg.freeze_backbone:
             self.backbone.requires_grad_(False)

@@ -93,6 +93,15 @@ def test_frozen_backbone_stays_in_eval_mode_and_fine_tune_option_trains_it():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tuned.backbone.parameters())
 
 
+def test_feature_copy_is_trainable_even_from_an_already_frozen_backbone():
+    torch.manual_seed(0)
+    backbone = make_cnn()
+    SumOfParts(backbone, SOPConfig(n_groups=3))  # freezes ``backbone`` in place
+    model = SumOfParts(backbone, SOPConfig(n_groups=3))
+    assert all(p.requires_grad for p in model.feature_backbone.parameters())
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+
+
 def test_chunk_size_does_not_change_results(backbone_and_input):
     backbone, x = backbone_and_input
     torch.manual_seed(3)
