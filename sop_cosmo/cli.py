@@ -180,7 +180,9 @@ def _baselines(args: argparse.Namespace) -> int:
 def _controls(args: argparse.Namespace) -> int:
     from sop_cosmo.cosmo.controls import run_controls
 
-    result = run_controls(args.out, quick=args.quick, seed=args.seed, progress=not args.quiet)
+    result = run_controls(
+        args.out, quick=args.quick, seed=args.seed, progress=not args.quiet, threads=args.threads
+    )
     for kind in ("positive", "negative"):
         r = result[kind]
         diffs = ", ".join(
@@ -387,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quick", action="store_true", help="about a minute on one CPU core")
     p.add_argument("--seed", type=int, default=0, help="seeds data, training and bootstraps")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1: fastest here)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_controls)
 
