@@ -7,9 +7,10 @@ the project's analysis (:func:`sop_cosmo.cosmo.analysis.analyze`) on the test sp
 * **positive**: a flat Gaussian random field g (unit variance, a chosen power spectrum) whose
   under-dense pixels (g < 0) are scaled by a(Ωm) and whose high tail (g > t) is stretched by
   b(σ8), both **falling** (voids get shallower as Ωm rises, peaks get lower as σ8 rises). Ωm is
-  thus readable from the voids only and σ8 from the peaks only. Falling, because an untrained
-  SOP's selector prefers the group with the largest prediction (DESIGN.md §2): with rising
-  dependences it would already look right, for the wrong reason.
+  thus readable from the voids only and σ8 from the peaks only. Falling, because a
+  head-initialised SOP selector prefers the group with the largest prediction (DESIGN.md §2):
+  with rising dependences it would already look right, for the wrong reason. The verdict also
+  demands that the trained SOP beat its untrained twin (:func:`untrained_checkpoint`).
 * **negative**: the same transformation, but a and b are both driven by h = (u_Ωm + u_σ8) / 2,
   with u_Ωm and u_σ8 i.i.d. uniform; the two parameters are exchangeable, so no honest method
   can find that one prefers voids and the other clusters.
