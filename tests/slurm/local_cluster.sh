@@ -32,8 +32,8 @@ install_packages() {
     command -v apt-get >/dev/null || { log "apt-get not found; install slurm-wlm munge slurm-client"; exit 3; }
     log "installing slurm-wlm munge slurm-client (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq slurm-wlm munge slurm-client >"$STATE/apt.log" 2>&1 \
+    apt-get update -qq >"$STATE/apt.log" 2>&1 || { log "apt-get update failed, see $STATE/apt.log"; exit 3; }
+    apt-get install -y -qq slurm-wlm munge slurm-client >>"$STATE/apt.log" 2>&1 \
         || { log "apt-get install failed, see $STATE/apt.log"; exit 3; }
 }
 
@@ -120,7 +120,9 @@ start() {
     local t0
     t0=$(date +%s.%N)
     [ "$(id -u)" -eq 0 ] || { log "must run as root"; exit 3; }
-    # Start from a clean state: old job records would confuse the test.
+    # Start from a clean state: leftovers of a crashed run (a munged still holding its socket,
+    # old job records) would confuse the test.
+    stop >/dev/null 2>&1 || true
     rm -rf "$STATE/spool" "$STATE/log" "$STATE/run"
     mkdir -p "$STATE/run" "$STATE/spool/slurmctld" "$STATE/spool/slurmd" "$STATE/log"
     install_packages

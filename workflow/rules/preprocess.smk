@@ -10,6 +10,8 @@ rule preprocess:
         LOGS / "preprocess" / "preprocess.log",
     benchmark:
         LOGS / "benchmarks" / "preprocess" / "preprocess.tsv"
+    # On the critical path (data -> CNN -> SOP -> analysis): start it before side jobs.
+    priority: 1
     conda:
         "../envs/sop.yaml"
     threads: 1

@@ -8,6 +8,8 @@ rule simulate:
         LOGS / "simulate" / "simulate.log",
     benchmark:
         LOGS / "benchmarks" / "simulate" / "simulate.tsv"
+    # On the critical path (data -> CNN -> SOP -> analysis): start it before side jobs.
+    priority: 1
     conda:
         "../envs/sop.yaml"
     threads: 1

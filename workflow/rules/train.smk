@@ -12,6 +12,8 @@ rule train_cnn:
         LOGS / "train" / "cnn.log",
     benchmark:
         LOGS / "benchmarks" / "train" / "cnn.tsv"
+    # On the critical path (data -> CNN -> SOP -> analysis): start it before side jobs.
+    priority: 1
     conda:
         "../envs/sop.yaml"
     threads: 2
@@ -40,6 +42,8 @@ rule train_sop:
         LOGS / "train" / "sop.log",
     benchmark:
         LOGS / "benchmarks" / "train" / "sop.tsv"
+    # On the critical path (data -> CNN -> SOP -> analysis): start it before side jobs.
+    priority: 1
     conda:
         "../envs/sop.yaml"
     threads: 2
