@@ -295,11 +295,13 @@ class ControlsSettings:
         return json.loads(json.dumps(asdict(self)))
 
 
+# Groups on a 4×4 grid of 6 px cells: with 4 px cells (6×6) the SOP's masks collapsed or its
+# selection stayed near uniform on 2 of 3 seeds (docs/controls.md).
 _CNN = {"widths": [16, 32], "kernel": 3, "hidden": [64, 32], "mask_prob": 0.5,
-        "mask_keep": 0.2, "mask_patch": 4}  # fmt: skip
-_SOP = {"attention_patch": 4, "n_groups": 10, "keep_fraction": 0.2, "selector_init": "random"}
-#: About a minute on one CPU core (tests, CI): a smoke run of the whole chain. At this size
-#: the controls do not pass (docs/controls.md, "Measured results").
+        "mask_keep": 0.2, "mask_patch": 6}  # fmt: skip
+_SOP = {"attention_patch": 6, "n_groups": 10, "keep_fraction": 0.2, "selector_init": "random"}
+#: Under a minute on one CPU core (tests, CI). Both controls passed for seeds 0 and 2 of 0-2
+#: (docs/controls.md, "Measured results").
 QUICK = ControlsSettings(
     n_cosmologies=150, n_perms=4, cnn_epochs=15, sop_epochs=3, cnn_options=_CNN,
     sop_options=_SOP,

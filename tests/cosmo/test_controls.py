@@ -196,13 +196,9 @@ def test_quick_controls_write_their_outputs_and_consistent_verdicts(quick_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="measured: at --quick size (and for 2 of 3 seeds at the default size) the trained "
-    "SOP does not beat its untrained twin on the positive control, and the negative control's "
-    "CIs, which hold the trained model fixed, exclude 0 by < 0.01; see docs/controls.md",
-    strict=False,
-)
 def test_quick_controls_pass(quick_run):
+    # Seed 0 passes both; over seeds 0-2 at this size the positive control passed 2 of 3
+    # (docs/controls.md), so a failure after a change is a result to look at, not noise.
     _, result = quick_run
     assert result["positive"]["passed"], result["positive"]["checks"]
     assert result["negative"]["passed"], result["negative"]["checks"]
