@@ -204,7 +204,8 @@ def write_control(spec: ControlSpec, out_dir: str | os.PathLike) -> dict[str, in
     Each file holds ``kappa`` (N, 1, H, W) float32 in physical units, ``params`` (N, 2) with
     ``attrs["names"] = ["Om", "s8"]``, ``cosmo_id`` (N,) int64 (the splits share none), and
     ``u`` (N, 2), ``void_scale`` (N,), ``peak_scale`` (N,) for inspection. File attributes:
-    the §3.2 set (``source="planted"``) plus ``control`` and ``spec`` (JSON).
+    the §3.2 set (``source="simulated"``, one of the two values §3.2 allows) plus
+    ``simulator="planted"``, ``control`` and ``spec`` (JSON).
 
     Returns
     -------
@@ -240,8 +241,8 @@ def write_control(spec: ControlSpec, out_dir: str | os.PathLike) -> dict[str, in
             f["peak_scale"] = b.astype(np.float32)
             f.attrs.update({
                 "pixel_arcmin": 1.0, "patch_size": spec.patch_size, "nside": 0, "bins": [1],
-                "smoothing_arcmin": 0.0, "noise": "none", "source": "planted",
-                "control": spec.kind, "spec": json.dumps(spec.to_dict()),
+                "smoothing_arcmin": 0.0, "noise": "none", "source": "simulated",
+                "simulator": "planted", "control": spec.kind, "spec": json.dumps(spec.to_dict()),
             })  # fmt: skip
         counts[name] = len(cosmo_id)
     return counts

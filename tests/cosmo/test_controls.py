@@ -46,6 +46,7 @@ def test_files_follow_the_patch_contract_and_split_by_cosmology(planted):
                         "noise", "source"):  # fmt: skip
                 assert key in f.attrs, key
             assert f.attrs["patch_size"] == 16 and list(f.attrs["bins"]) == [1]
+            assert f.attrs["source"] in ("simulated", "cosmogrid")
             om, s8 = f["params"][:, 0], f["params"][:, 1]
             assert 0.1 <= om.min() and om.max() <= 0.5 and 0.4 <= s8.min() and s8.max() <= 1.4
             ids[split] = set(f["cosmo_id"][()].tolist())
