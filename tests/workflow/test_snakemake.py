@@ -26,8 +26,16 @@ def snakemake(*args, cwd=ROOT):
     )
 
 
-def dry_run_jobs(*args):
-    """{rule: resources dict} of every job a dry run would start."""
+def dry_run_jobs(*args, fresh=None, config=()):
+    """{rule: resources dict} of every job a dry run would start.
+
+    With ``fresh`` (a folder), results and logs go there, so outputs of earlier runs in the
+    checkout (e.g. `make demo`) do not shorten the plan.
+    """
+    if fresh is not None:
+        config = (f"results={fresh / 'results'}", f"logs={fresh / 'logs'}", *config)
+    if config:
+        args = (*args, "--config", *config)
     result = snakemake("--cores", "2", "--dry-run", *args)
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = {}
@@ -53,8 +61,8 @@ def test_snakefmt_is_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_default_dry_run_has_every_stage_with_resources():
-    jobs = dry_run_jobs()
+def test_default_dry_run_has_every_stage_with_resources(tmp_path):
+    jobs = dry_run_jobs(fresh=tmp_path)
     stages = {"simulate", "preprocess", "train_cnn", "train_sop", "train_stats", "evaluate",
               "analyze", "baselines", "controls", "notebook", "theory"}  # fmt: skip
     assert stages <= set(jobs)
@@ -63,8 +71,9 @@ def test_default_dry_run_has_every_stage_with_resources():
         assert jobs[rule].get("gpu", "0") == ("1" if rule in GPU_RULES else "0"), rule
 
 
-def test_cpu_config_requests_no_gpu():
-    jobs = dry_run_jobs("--configfile", ".test/config.yaml")
+def test_cpu_config_requests_no_gpu(tmp_path):
+    jobs = dry_run_jobs("--configfile", ".test/config.yaml", fresh=tmp_path)
+    assert {"train_cnn", "analyze", "controls"} <= set(jobs)
     assert all(res.get("gpu", "0") == "0" for res in jobs.values())
 
 
@@ -72,8 +81,8 @@ def test_cosmogrid_config_skips_the_simulator(tmp_path):
     meta = tmp_path / "CosmoGrid" / "CosmoGridV1_metainfo.h5"
     meta.parent.mkdir()
     meta.write_bytes(b"")  # only its existence matters to a dry run
-    jobs = dry_run_jobs("--configfile", "config/cosmogrid.yaml", "--config",
-                        f"data={{source: cosmogrid, root: {tmp_path}}}")  # fmt: skip
+    jobs = dry_run_jobs("--configfile", "config/cosmogrid.yaml", fresh=tmp_path / "out",
+                        config=[f"data={{source: cosmogrid, root: {tmp_path}}}"])  # fmt: skip
     assert "simulate" not in jobs and "preprocess" in jobs
 
 
@@ -182,7 +191,7 @@ def test_rerun_redoes_only_what_is_missing(tiny_run):
     nothing = snakemake("--cores", "2", "--dry-run", *args)
     assert nothing.returncode == 0 and "Nothing to be done" in nothing.stdout, nothing.stdout
     (results / "analyze" / "summary.json").unlink()  # as if the analyze job had failed
-    jobs = dry_run_jobs(*args)
+    jobs = dry_run_jobs(*args)  # args carry the run's own results and logs
     assert set(jobs) == {"analyze", "notebook", "all"}
     rerun = snakemake("--cores", "2", *args)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]

@@ -126,7 +126,8 @@ rule controls:
         LOGS / "benchmarks" / "controls" / "controls.tsv"
     conda:
         "../envs/sop.yaml"
-    threads: 2
+    # The controls' small models run fastest on one torch thread (docs/controls.md).
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
@@ -136,4 +137,4 @@ rule controls:
         seed=config["controls"]["seed"],
     shell:
         "sop-cosmo controls --out {params.out} {params.quick} --seed {params.seed}"
-        " --quiet > {log} 2>&1"
+        " --threads {threads} --quiet > {log} 2>&1"
