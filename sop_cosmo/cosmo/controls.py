@@ -557,7 +557,7 @@ def run_controls(
         What ``controls.json`` holds: ``{"positive": {..., "passed"}, "negative": {...},
         "settings", "seed", "quick", "seconds"}``.
     """
-    import torch
+    from sop_cosmo._threads import torch_threads  # torch only when the controls run
 
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
@@ -569,15 +569,9 @@ def run_controls(
         raise ValueError(f"threads: expected ≥ 1, got {threads}")
     t0 = time.perf_counter()
     result: dict[str, Any] = {}
-    previous = torch.get_num_threads()
-    try:
-        if threads is not None:
-            torch.set_num_threads(threads)
+    with torch_threads(threads) as used:
         for kind in CONTROL_KINDS:
             result[kind] = run_control(kind, out / kind, settings, seed=seed, progress=progress)
-        used = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(previous)
     result.update({
         "seed": seed, "quick": quick, "settings": settings.to_dict(),
         "torch_threads": used,

@@ -22,6 +22,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from sop_cosmo._io import atomic_path
+from sop_cosmo._threads import torch_threads
 from sop_cosmo.attribution import grouped_insertion_deletion, insertion_deletion
 from sop_cosmo.core import SOPConfig, SumOfParts
 
@@ -403,12 +404,8 @@ def run_demo(
     dict
         The metrics written to ``out_dir/text_metrics.json``.
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _run_demo(out_dir, quick=quick, seed=seed, progress=progress, **overrides)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run_demo(

@@ -33,6 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from sop_cosmo._io import atomic_path
+from sop_cosmo._threads import torch_threads
 from sop_cosmo.core import SOPConfig, SumOfParts, VectorBackbone
 
 from .data import all_ones, sample_inputs
@@ -193,16 +194,12 @@ def run_theory(
     config = config or TheoryConfig()
     jobs = [(f, d) for f in functions for d in range(2 if f == "binomial" else 1, max_d + 1)]
     rows = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threading overhead dominates
-    try:
+    with torch_threads(1):  # tiny models: threading overhead dominates
         for name, d in tqdm(jobs, desc="theory", disable=not progress):
             poly = polynomial_by_name(name, d)
             fits = {s: train_sop(poly, replace(config, selector=s)) for s in SELECTORS}
             for kind in KINDS:
                 rows.append(_row(poly, name, kind, fits))
-    finally:
-        torch.set_num_threads(threads)
     out = Path(out_dir)
     with atomic_path(out / "theory.csv") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)

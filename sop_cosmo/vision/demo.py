@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .._io import atomic_path
+from .._threads import torch_threads
 from ..attribution import grouped_insertion_deletion, insertion_deletion
 from ..core import SOPConfig, SumOfParts
 from .baselines import BASELINE_METHODS, patch_feature_mask, posthoc_attribution
@@ -400,14 +401,10 @@ def run_demo(
     dict
         The metrics written to ``vision_metrics.json``.
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _run_demo(
             out_dir, quick=quick, seed=seed, masking=masking, progress=progress, **overrides
         )
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run_demo(
