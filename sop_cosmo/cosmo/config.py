@@ -1,0 +1,340 @@
+"""One frozen config dataclass per pipeline stage: the single source of every default.
+
+The CLI builds its options from these classes (:func:`sop_cosmo._options.add_options`), the
+Snakemake workflow fills its config sections from :func:`workflow_defaults`, and each stage
+function takes its class (plus keyword overrides, :func:`resolve`). A test checks that the
+workflow's JSON schema names the same keys with the same types.
+
+Nothing here does I/O or imports torch: the module is cheap to import from a Snakefile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+__all__ = [
+    "GROUP_TYPES",
+    "MODEL_KINDS",
+    "NOISE_MODELS",
+    "PARAM_NAMES",
+    "SPLITS",
+    "AnalyzeConfig",
+    "BaselinesConfig",
+    "CNNOptions",
+    "ControlsConfig",
+    "EvaluateConfig",
+    "PreprocessConfig",
+    "SOPOptions",
+    "SimulateConfig",
+    "StatsOptions",
+    "Thresholds",
+    "TrainConfig",
+    "TrainStageConfig",
+    "model_options",
+    "resolve",
+    "workflow_defaults",
+]
+
+#: Group types of the void/cluster analysis, in the order of the integer codes 0, 1, 2.
+GROUP_TYPES: tuple[str, str, str] = ("void", "cluster", "other")
+#: The regressors ``sop-cosmo train --model`` builds.
+MODEL_KINDS: tuple[str, str, str] = ("cnn", "sop", "stats")
+#: Patch-file splits, split by cosmology.
+SPLITS: tuple[str, str, str] = ("train", "val", "test")
+#: Target parameters of the pipeline, as named in the patch files.
+PARAM_NAMES: tuple[str, str] = ("Om", "s8")
+#: Shape-noise models: galaxy shape dispersion σ_e and galaxies per arcmin² (DES Y3).
+NOISE_MODELS: dict[str, dict[str, float] | None] = {
+    "none": None,
+    "des-y3": {"sigma_e": 0.26, "n_gal": 1.67},
+}
+
+C = TypeVar("C")
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    """A dataclass field whose metadata carries the CLI help (and optional CLI hints)."""
+    meta = {"help": help, **extra}
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def resolve(cls: type[C], config: C | None = None, overrides: dict[str, Any] | None = None) -> C:
+    """``config`` (default ``cls()``) with keyword ``overrides`` applied.
+
+    An unknown override key is a ``ValueError`` that names it and the closest known key.
+    """
+    base = config if config is not None else cls()
+    if not overrides:
+        return base
+    known = [f.name for f in fields(cls)]
+    for key in overrides:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{cls.__name__}: unknown setting {key!r}{hint}")
+    return dataclasses.replace(base, **overrides)
+
+
+# ------------------------------------------------------------------------------------ stages
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    """``sop-cosmo simulate``: a lognormal grid written in the CosmoGridV1 layout."""
+
+    n_cosmologies: int = _opt(20, "cosmologies drawn (Sobol, Om-s8 polygon cut); ≥ 3")
+    n_perms: int = _opt(1, "maps per cosmology")
+    nside: int = _opt(512, "HEALPix nside of the maps (a power of two)")
+    seed: int = _opt(0, "seed of the draws and the maps")
+    vary: tuple[str, ...] = _opt((), "also draw these parameters, e.g. H0,Ob,ns,w0")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """``sop-cosmo preprocess``: noisy, smoothed flat patches split by cosmology."""
+
+    patch_size: int = _opt(32, "pixels per patch side")
+    noise: str = _opt("none", "shape noise added on the sphere", choices=tuple(NOISE_MODELS))
+    smoothing_arcmin: float = _opt(0.0, "FWHM of the Gaussian smoothing (0: none)")
+    bins: tuple[int, ...] = _opt((1, 2, 3, 4), "tomographic bins, e.g. 1,2,3,4")
+    seed: int = _opt(0, "seed of the split, the noise and the augmentation")
+    pixel_arcmin: float | None = _opt(None, "patch pixel size (default: the map's pixel scale)")
+    centres_nside: int | None = _opt(None, "HEALPix nside of the patch-centre grid")
+    augment: bool = _opt(False, "random rot90/flip of the training patches")
+    a_ia: float = _opt(0.0, "intrinsic-alignment amplitude: signal = kg + a_ia * ia")
+    variant: str = _opt("nobaryons", "map variant", choices=("nobaryons", "baryonified"))
+    sets: tuple[str, ...] = _opt(("grid",), "CosmoGrid sets: grid, fiducial or grid,fiducial")
+    metainfo: str | None = _opt(None, "metainfo file (default: ROOT/CosmoGrid/...metainfo.h5)")
+    params: tuple[str, ...] = _opt(PARAM_NAMES, "target parameters")
+    fractions: tuple[float, ...] = _opt((0.8, 0.1, 0.1), "train/val/test cosmology fractions")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``sop-cosmo train``: hyper-parameters of one training run (JSON-serialisable)."""
+
+    kind: str = _opt("cnn", "model kind", choices=MODEL_KINDS, flag="--model")
+    epochs: int = _opt(20, "maximum epochs (early stopping may end the run sooner)")
+    batch_size: int = _opt(32, "training batch (the last partial batch is dropped)")
+    eval_batch_size: int = _opt(256, "validation batch")
+    lr: float = _opt(1e-3, "peak AdamW learning rate")
+    weight_decay: float = _opt(1e-4, "AdamW decoupled weight decay")
+    warmup_fraction: float = _opt(0.05, "linear warm-up as a fraction of all steps")
+    warmup_steps: int | None = _opt(None, "linear warm-up in steps (overrides the fraction)")
+    min_lr_ratio: float = _opt(0.01, "the cosine decay ends at lr * this")
+    grad_clip: float | None = _opt(1.0, "maximum global gradient norm (none: no clipping)")
+    patience: int | None = _opt(10, "stop after this many epochs without a better val loss")
+    checkpoint_every: int = _opt(500, "also write last.pt every this many steps (0: epochs)")
+    seed: int = _opt(0, "seeds initialisation, dropout and the batch order")
+    device: str = _opt("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
+    amp: bool = _opt(True, "bf16 autocast on CUDA (CPU always runs fp32)")
+    compile: bool = _opt(False, "torch.compile the model on CUDA")
+    num_workers: int = _opt(0, "DataLoader worker processes")
+    model_options: dict[str, Any] = _opt({}, "JSON overrides of the model's options")
+    stats_options: dict[str, Any] = _opt({}, "JSON keyword arguments of summary_statistics")
+    backbone: str | None = _opt(None, "RUN_CNN/model.pt (required by, and only by, sop)")
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"kind: expected one of {MODEL_KINDS}, got {self.kind!r}")
+        for name in ("epochs", "batch_size", "eval_batch_size", "lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
+        for name in ("weight_decay", "checkpoint_every", "num_workers"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}: expected ≥ 0, got {getattr(self, name)}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction: expected in [0, 1), got {self.warmup_fraction}")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps: expected ≥ 0, got {self.warmup_steps}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio: expected in [0, 1], got {self.min_lr_ratio}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip: expected > 0 or None, got {self.grad_clip}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience: expected ≥ 1 or None, got {self.patience}")
+        if self.kind == "sop" and not self.backbone:
+            raise ValueError(
+                "backbone: the sop model wraps a trained cnn; pass --backbone RUN_CNN/model.pt"
+            )
+        if self.kind != "sop" and self.backbone:
+            raise ValueError(f"backbone: only the sop model takes a backbone, not {self.kind!r}")
+        if self.backbone is not None:
+            object.__setattr__(self, "backbone", str(self.backbone))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON and ``torch.save(weights_only)`` safe)."""
+        import json
+
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"config: unknown keys {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TrainStageConfig:
+    """The workflow's ``train`` section: the three runs of one pipeline.
+
+    Epochs left ``None`` take :attr:`TrainConfig.epochs`; options left out take the model
+    defaults (:class:`CNNOptions`, :class:`SOPOptions`, :class:`StatsOptions`).
+    """
+
+    device: str = _opt("auto", "auto uses CUDA when present", choices=("auto", "cpu", "cuda"))
+    seed: int = _opt(0, "seed of initialisation and batch order")
+    cnn_epochs: int | None = _opt(None, "epochs of the black-box CNN")
+    sop_epochs: int | None = _opt(None, "epochs of SOP around the frozen CNN")
+    stats_epochs: int | None = _opt(None, "epochs of the statistics MLP")
+    cnn_options: dict[str, Any] = _opt({}, "CNN options (CNNOptions)")
+    sop_options: dict[str, Any] = _opt({}, "SOP options (SOPOptions)")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``sop-cosmo evaluate``: MSE per parameter of a checkpoint on a patch file."""
+
+    device: str = _opt("auto", "auto, cpu or cuda[:N]")
+    batch_size: int = _opt(256, "inference batch")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The void/cluster typing rule (docs/contracts.md, "Void and cluster definitions")."""
+
+    void_sigma: float = _opt(0.0, "void pixel: kappa < this * sigma")
+    cluster_sigma: float = _opt(3.0, "cluster pixel: kappa > this * sigma")
+    tau_void: float = _opt(0.6, "a void group's minimum void-pixel fraction")
+    tau_cluster: float = _opt(0.015, "a cluster group's minimum cluster-pixel fraction")
+    bin: int = _opt(-1, "bin index whose kappa is typed (-1: the last, highest z)")
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig(Thresholds):
+    """``sop-cosmo analyze``: void/cluster analysis of a trained SOP's groups."""
+
+    n_boot: int = _opt(1000, "bootstrap resamples over maps")
+    max_maps: int | None = _opt(None, "analyse at most this many test maps, spread evenly")
+    seed: int = _opt(0, "bootstrap seed")
+    device: str = _opt("auto", "auto, cpu or cuda[:N]")
+    batch_size: int = _opt(64, "maps per forward pass")
+
+
+@dataclass(frozen=True)
+class BaselinesConfig(Thresholds):
+    """``sop-cosmo baselines``: post-hoc -F baselines scored like the SOP."""
+
+    methods: str = _opt("all", "all, or comma-separated method names")
+    max_maps: int | None = _opt(32, "maps attributed per method, spread evenly")
+    keep_fraction: float | None = _opt(None, "kept fraction of patches (default: the SOP's)")
+    n_samples: int = _opt(200, "samples of KernelShap, Lime and RISE")
+    ig_steps: int = _opt(50, "IntegratedGradients steps")
+    id_steps: int | None = _opt(None, "insertion/deletion steps (default: one per patch)")
+    seed: int = _opt(0, "seed of the sampling methods")
+    device: str = _opt("auto", "auto, cpu or cuda[:N]")
+
+
+@dataclass(frozen=True)
+class ControlsConfig:
+    """``sop-cosmo controls``: positive and negative controls on planted data."""
+
+    quick: bool = _opt(False, "the small size (about a minute on one CPU core)")
+    seed: int = _opt(0, "seeds data, training and bootstraps")
+    threads: int = _opt(1, "torch CPU threads (1 is fastest for these small models)")
+
+
+# ----------------------------------------------------------------------------- model options
+
+
+@dataclass(frozen=True)
+class CNNOptions:
+    """The anchor's convnet: per stage a k×k conv, LeakyReLU, 2×2 max-pool; then an MLP."""
+
+    widths: tuple[int, ...] = _opt((16, 32, 48), "channels of the conv stages")
+    kernel: int = _opt(4, "convolution size")
+    hidden: tuple[int, ...] = _opt((128, 64, 32), "fully connected widths")
+    mask_prob: float = _opt(0.0, "probability that a training input is randomly masked")
+    mask_keep: float = _opt(0.2, "fraction of grid cells a masked input keeps")
+    mask_patch: int = _opt(6, "pixels per side of a masking grid cell")
+
+
+@dataclass(frozen=True)
+class SOPOptions:
+    """SOP around the trained CNN (docs/training.md)."""
+
+    attention_patch: int = _opt(6, "pixels per side of a mask grid cell")
+    n_groups: int = _opt(20, "groups G per map")
+    keep_fraction: float = _opt(0.2, "fraction of grid cells each group keeps")
+    n_heads: int = _opt(4, "attention heads of the group generator")
+    group_gen_scale: float = _opt(1.0, "scale of the group generator's attention logits")
+    group_sel_scale: float = _opt(1.0, "scale of the group selector's scores")
+    mask_mode: str = _opt("ste", "gradient path of the masks")
+    freeze_backbone: bool = _opt(True, "keep the CNN fixed while SOP trains")
+    selector_init: str = _opt("head", "initialisation of the selector's queries")
+    chunk_size: int = _opt(512, "masked inputs per backbone call (memory vs speed)")
+    baseline: float = _opt(0.0, "value of masked-out pixels (standardised units)")
+
+
+@dataclass(frozen=True)
+class StatsOptions:
+    """The MLP on summary statistics."""
+
+    hidden: tuple[int, ...] = _opt((128, 64), "fully connected widths")
+    dropout: float = _opt(0.1, "dropout probability")
+
+
+_OPTIONS: dict[str, type] = {"cnn": CNNOptions, "sop": SOPOptions, "stats": StatsOptions}
+
+
+def model_options(kind: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON-serialisable options of a model kind: the defaults with ``overrides`` applied.
+
+    Tuples become lists (the form checkpoints and JSON hold). Unknown keys are kept: the
+    model builder rejects them with its own message.
+    """
+    if kind not in _OPTIONS:
+        raise ValueError(f"kind: expected one of {MODEL_KINDS}, got {kind!r}")
+    base = dataclasses.asdict(_OPTIONS[kind]())
+    merged = {**base, **(overrides or {})}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in merged.items()}
+
+
+# ---------------------------------------------------------------------------------- workflow
+
+#: Workflow config section → the dataclass that owns its keys and defaults.
+WORKFLOW_SECTIONS: dict[str, type] = {
+    "simulate": SimulateConfig,
+    "preprocess": PreprocessConfig,
+    "train": TrainStageConfig,
+    "analyze": AnalyzeConfig,
+    "baselines": BaselinesConfig,
+    "controls": ControlsConfig,
+}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def workflow_defaults(section: str, keys: list[str] | None = None) -> dict[str, Any]:
+    """Defaults of one workflow config section, as plain YAML/JSON values.
+
+    ``keys`` limits them to the keys the workflow schema allows in that section.
+    """
+    cls = WORKFLOW_SECTIONS[section]
+    values = {f.name: _plain(getattr(cls(), f.name)) for f in fields(cls)}
+    return {k: v for k, v in values.items() if keys is None or k in keys}

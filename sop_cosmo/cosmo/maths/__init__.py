@@ -1,0 +1,1 @@
+"""Pure maths of the pipeline: no file I/O, no plotting, no stage imports."""
