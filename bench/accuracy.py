@@ -7,7 +7,7 @@ One run, same simulated grid, same split by cosmology, every model scored on the
 1. ``sop-cosmo simulate`` a fixed grid (kept in the workdir and reused when its settings match);
 2. ``sop-cosmo preprocess`` it into 4-bin patches with DES-Y3-like noise and smoothing;
 3. train ``cnn``; ``sop`` around it (frozen backbone); ``stats`` on the classical statistics;
-   and, as the lever DESIGN.md §2 names, a ``cnn`` trained on randomly masked inputs with an
+   and, as the lever docs/core.md names, a ``cnn`` trained on randomly masked inputs with an
    ``sop`` around that one too;
 4. evaluate all on the test split and print MSEs (physical units) and the ratios
    SOP/CNN (target ≤ 1.15; the anchor paper had 2.9) and SOP/stats (target < 0.8).

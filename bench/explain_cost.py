@@ -4,7 +4,7 @@
 
 Self-contained: it writes small synthetic patch files in the project's format (66×66, one bin,
 skewed log-normal-like fields whose amplitude follows σ8 and whose skewness follows Ωm), trains
-the anchor's CNN on them (with random patch masking, DESIGN.md §2) and an SOP around it (the
+the anchor's CNN on them (with random patch masking, docs/training.md) and an SOP around it (the
 anchor's grid: 6-px attention patches, G = 20, k = 0.2), then measures on the same test maps:
 
 * one SOP explanation: one forward pass of the SOP model (all G groups, their weights and
@@ -45,7 +45,7 @@ METHODS = {  # name -> (method, keyword arguments)
 
 
 def synthetic_patches(path: Path, n: int, seed: int) -> None:
-    """n patches (n, 1, 66, 66) in the DESIGN.md §3.2 layout, physical units."""
+    """n patches (n, 1, 66, 66) in the patch-file layout of docs/contracts.md, physical units."""
     rng = np.random.default_rng(seed)
     om = rng.uniform(0.15, 0.45, n)
     s8 = rng.uniform(0.6, 1.0, n)

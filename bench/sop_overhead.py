@@ -2,7 +2,7 @@
 
     python bench/sop_overhead.py [--batch 16] [--groups 20] [--repeats 20] [--device cpu]
 
-Both steps use the same batch and the anchor's CosmoGrid CNN on 66×66 inputs (DESIGN.md §2):
+Both steps use the same batch and the anchor's CosmoGrid CNN on 66×66 inputs (docs/training.md):
 one SOP step (frozen backbone, trainable generator copy, B·G masked inputs, backward into the
 generator) against G plain backbone steps (forward, backward, AdamW). The printed ratio is
 SOP / (G × backbone); the target is ≤ 1.2. Steps alternate so drift hits both equally.

@@ -3,7 +3,7 @@
 Queries start as a copy of the backbone head's weights (when the head is linear) and keys are
 the pooled backbone features of each masked input, both through identity-initialised
 projections. At initialisation a group's score is therefore its own predicted value for that
-output — a bias worth knowing (see DESIGN.md §2): an untrained selector prefers the group with the
+output — a bias worth knowing (see docs/core.md): an untrained selector prefers the group with the
 largest prediction.
 """
 

@@ -1,9 +1,9 @@
 """One frozen config dataclass per pipeline stage: the single source of every default.
 
 The CLI builds its options from these classes (:func:`sop_cosmo._options.add_options`), the
-Snakemake workflow fills its config sections from :func:`workflow_defaults`, and each stage
-function takes its class (plus keyword overrides, :func:`resolve`). A test checks that the
-workflow's JSON schema names the same keys with the same types.
+Snakemake workflow fills its config sections from them (:mod:`sop_cosmo.workflow_config`),
+and each stage function takes its class (plus keyword overrides, :func:`resolve`). A test
+checks that the workflow's JSON schema names the same keys with the same types.
 
 Nothing here does I/O or imports torch: the module is cheap to import from a Snakefile.
 """
@@ -35,7 +35,6 @@ __all__ = [
     "TrainStageConfig",
     "model_options",
     "resolve",
-    "workflow_defaults",
 ]
 
 #: Group types of the void/cluster analysis, in the order of the integer codes 0, 1, 2.
@@ -135,8 +134,12 @@ class TrainConfig:
     amp: bool = _opt(True, "bf16 autocast on CUDA (CPU always runs fp32)")
     compile: bool = _opt(False, "torch.compile the model on CUDA")
     num_workers: int = _opt(0, "DataLoader worker processes")
-    model_options: dict[str, Any] = _opt({}, "JSON overrides of the model's options")
-    stats_options: dict[str, Any] = _opt({}, "JSON keyword arguments of summary_statistics")
+    model_options: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "JSON overrides of the model's options"}
+    )
+    stats_options: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "JSON keyword arguments of summary_statistics"}
+    )
     backbone: str | None = _opt(None, "RUN_CNN/model.pt (required by, and only by, sop)")
 
     def __post_init__(self) -> None:
@@ -196,8 +199,12 @@ class TrainStageConfig:
     cnn_epochs: int | None = _opt(None, "epochs of the black-box CNN")
     sop_epochs: int | None = _opt(None, "epochs of SOP around the frozen CNN")
     stats_epochs: int | None = _opt(None, "epochs of the statistics MLP")
-    cnn_options: dict[str, Any] = _opt({}, "CNN options (CNNOptions)")
-    sop_options: dict[str, Any] = _opt({}, "SOP options (SOPOptions)")
+    cnn_options: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "CNN options (CNNOptions)"}
+    )
+    sop_options: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "SOP options (SOPOptions)"}
+    )
 
 
 @dataclass(frozen=True)
@@ -307,34 +314,3 @@ def model_options(kind: str, overrides: dict[str, Any] | None = None) -> dict[st
     base = dataclasses.asdict(_OPTIONS[kind]())
     merged = {**base, **(overrides or {})}
     return {k: list(v) if isinstance(v, tuple) else v for k, v in merged.items()}
-
-
-# ---------------------------------------------------------------------------------- workflow
-
-#: Workflow config section → the dataclass that owns its keys and defaults.
-WORKFLOW_SECTIONS: dict[str, type] = {
-    "simulate": SimulateConfig,
-    "preprocess": PreprocessConfig,
-    "train": TrainStageConfig,
-    "analyze": AnalyzeConfig,
-    "baselines": BaselinesConfig,
-    "controls": ControlsConfig,
-}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def workflow_defaults(section: str, keys: list[str] | None = None) -> dict[str, Any]:
-    """Defaults of one workflow config section, as plain YAML/JSON values.
-
-    ``keys`` limits them to the keys the workflow schema allows in that section.
-    """
-    cls = WORKFLOW_SECTIONS[section]
-    values = {f.name: _plain(getattr(cls(), f.name)) for f in fields(cls)}
-    return {k: v for k, v in values.items() if keys is None or k in keys}

@@ -5,7 +5,14 @@ per-feature optimum by linear programming, and :mod:`.experiment` trains SOP on 
 """
 
 from .data import all_ones, inclusion_probability, sample_inputs
-from .experiment import TheoryConfig, TrainedExplanation, plot_table, run_theory, train_sop
+from .experiment import (
+    TheoryConfig,
+    TheoryRunConfig,
+    TrainedExplanation,
+    plot_table,
+    run_theory,
+    train_sop,
+)
 from .lp import (
     GroupedError,
     PerFeatureOptimum,
@@ -21,6 +28,7 @@ __all__ = [
     "PerFeatureOptimum",
     "Polynomial",
     "TheoryConfig",
+    "TheoryRunConfig",
     "TrainedExplanation",
     "all_ones",
     "all_subsets",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,14 @@ from .data import all_ones, sample_inputs
 from .lp import KINDS, grouped_error, oracle_groups, per_feature_optimum
 from .polynomials import Polynomial, polynomial_by_name
 
-__all__ = ["TheoryConfig", "TrainedExplanation", "plot_table", "run_theory", "train_sop"]
+__all__ = [
+    "TheoryConfig",
+    "TheoryRunConfig",
+    "TrainedExplanation",
+    "plot_table",
+    "run_theory",
+    "train_sop",
+]
 
 SELECTORS = ("learned", "uniform")
 CSV_COLUMNS = (
@@ -97,6 +104,28 @@ class TheoryConfig:
     mask_mode: str = "ste"
     restarts: int = 1
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class TheoryRunConfig:
+    """``sop-cosmo theory``: the table's size and the SOP fits behind it.
+
+    The training defaults are :class:`TheoryConfig`'s; ``metadata["help"]`` feeds the CLI.
+    """
+
+    max_d: int = field(default=12, metadata={"help": "largest number of binary features d"})
+    steps: int = field(default=TheoryConfig.steps, metadata={"help": "SOP steps per fit"})
+    groups: int = field(default=TheoryConfig.n_groups, metadata={"help": "SOP groups G"})
+    restarts: int = field(
+        default=TheoryConfig.restarts, metadata={"help": "fits per cell; lowest val MSE kept"}
+    )
+    seed: int = field(default=TheoryConfig.seed, metadata={"help": "seed of torch and numpy"})
+
+    def training(self) -> TheoryConfig:
+        """The :class:`TheoryConfig` of each fit."""
+        return TheoryConfig(
+            n_groups=self.groups, steps=self.steps, restarts=self.restarts, seed=self.seed
+        )
 
 
 @dataclass

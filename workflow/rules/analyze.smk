@@ -53,15 +53,10 @@ rule analyze:
         gpu=GPU,
     params:
         out=RESULTS / "analyze",
-        cfg=config["analyze"],
-        thresholds=threshold_flags(),
-        max_maps=optional_flag("--max-maps", config["analyze"]["max_maps"]),
-        device=config["train"]["device"],
+        flags=flags("analyze", device=config["train"]["device"]),
     shell:
         "sop-cosmo analyze --checkpoint {input.model} --data {input.data} --out {params.out}"
-        " {params.thresholds} {params.max_maps}"
-        " --n-boot {params.cfg[n_boot]} --seed {params.cfg[seed]}"
-        " --device {params.device} --quiet > {log} 2>&1"
+        " {params.flags} --quiet > {log} 2>&1"
 
 
 rule baselines:
@@ -98,14 +93,11 @@ rule baselines:
         gpu=GPU,
     params:
         out=RESULTS / "baselines",
-        cfg=config["baselines"],
-        thresholds=threshold_flags(),
-        device=config["train"]["device"],
+        # The void/cluster typing is the analysis's, so purity is scored the same way.
+        flags=flags("baselines", **THRESHOLDS, device=config["train"]["device"]),
     shell:
         "sop-cosmo baselines --checkpoint {input.model} --data {input.data} --out {params.out}"
-        " --methods {params.cfg[methods]} --max-maps {params.cfg[max_maps]} {params.thresholds}"
-        " --n-samples {params.cfg[n_samples]} --ig-steps {params.cfg[ig_steps]}"
-        " --seed {params.cfg[seed]} --device {params.device} --quiet > {log} 2>&1"
+        " {params.flags} --quiet > {log} 2>&1"
 
 
 rule controls:
@@ -133,8 +125,7 @@ rule controls:
         runtime=120,
     params:
         out=RESULTS / "controls",
-        quick=optional_flag("--quick", config["controls"]["quick"]),
-        seed=config["controls"]["seed"],
+        flags=flags("controls"),
     shell:
-        "sop-cosmo controls --out {params.out} {params.quick} --seed {params.seed}"
-        " --threads {threads} --quiet > {log} 2>&1"
+        "sop-cosmo controls --out {params.out} {params.flags} --threads {threads}"
+        " --quiet > {log} 2>&1"

@@ -1,9 +1,14 @@
 # Config loading and validation, and helpers shared by the rules. No science lives here.
+import dataclasses
 import json
 import shlex
 from pathlib import Path
 
+import yaml
 from snakemake.utils import min_version, validate
+
+from sop_cosmo.cosmo.config import SPLITS, Thresholds
+from sop_cosmo.workflow_config import fill_defaults, stage_flags
 
 min_version("9.0")
 
@@ -11,17 +16,22 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-# Fills defaults and stops before any job starts, naming the offending key.
-validate(config, "../schemas/config.schema.yaml")
+# Stops before any job starts, naming the offending key. The schema checks types and ranges;
+# the defaults of the stage sections come from the package's config dataclasses (their one
+# source, shared with the CLI), filled in after validation.
+SCHEMA = Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
+validate(config, str(SCHEMA))
+fill_defaults(config, yaml.safe_load(SCHEMA.read_text()))
 
 RESULTS = Path(config["results"])
 LOGS = Path(config["logs"])
-SPLITS = ("train", "val", "test")
 SIMULATED = config["data"]["source"] == "simulated"
 DATA_ROOT = RESULTS / "simulate" if SIMULATED else Path(config["data"]["root"])
 # Training and attribution jobs ask for one GPU (sbatch --gpus=1 under profiles/slurm) unless
 # the config pins them to the CPU; a GPU request would then only wait for a node it never uses.
 GPU = 0 if config["train"]["device"] == "cpu" else 1
+# The void/cluster typing rule of the analysis; baselines score purity with the same one.
+THRESHOLDS = {f.name: config["analyze"][f.name] for f in dataclasses.fields(Thresholds)}
 
 
 def metainfo_input():
@@ -42,26 +52,23 @@ def json_option(options):
     return shlex.quote(json.dumps(options, sort_keys=True))
 
 
-def optional_flag(name, value):
-    """A command-line option, or nothing when the config leaves it unset.
-
-    ``None`` and ``False`` give nothing, ``True`` gives the bare flag, any other value
-    ``name value`` (shell-quoted).
-    """
-    if value is None or value is False:
-        return ""
-    if value is True:
-        return name
-    return f"{name} {shlex.quote(str(value))}"
+def flags(section, **overrides):
+    """The config section as the stage's command-line options (sop_cosmo.workflow_config)."""
+    return stage_flags(section, {**config[section], **overrides})
 
 
-def threshold_flags():
-    """The void/cluster thresholds and bin of the analysis, shared by analyze and baselines."""
-    cfg = config["analyze"]
-    return " ".join(
-        optional_flag(f"--{key.replace('_', '-')}", cfg[key])
-        for key in ("void_sigma", "cluster_sigma", "tau_void", "tau_cluster", "bin")
-    )
+def train_flags(kind):
+    """Options of one training run: the train section's seed and device, the model's epochs
+    (left out when null: the package default) and model options."""
+    cfg = config["train"]
+    # The statistics MLP is small: it always runs on the CPU.
+    device = "cpu" if kind == "stats" else cfg["device"]
+    out = f"--model {kind} --seed {cfg['seed']} --device {device}"
+    if cfg[f"{kind}_epochs"] is not None:
+        out += f" --epochs {cfg[f'{kind}_epochs']}"
+    if kind != "stats":
+        out += f" --model-options {json_option(cfg[f'{kind}_options'])}"
+    return out
 
 
 def all_outputs():

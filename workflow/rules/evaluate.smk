@@ -1,4 +1,4 @@
-# Stage 4: test-set MSE of every model, in physical units (DESIGN.md §3.3).
+# Stage 4: test-set MSE of every model, in physical units (docs/contracts.md).
 
 
 rule evaluate:

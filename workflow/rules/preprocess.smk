@@ -1,4 +1,4 @@
-# Stage 2: flat patch files split by cosmology (DESIGN.md §3.2), from simulated or real maps.
+# Stage 2: flat patch files split by cosmology (docs/contracts.md), from simulated or real maps.
 
 
 rule preprocess:
@@ -21,10 +21,7 @@ rule preprocess:
     params:
         root=DATA_ROOT,
         out=RESULTS / "patches",
-        cfg=config["preprocess"],
-        bins=",".join(str(b) for b in config["preprocess"]["bins"]),
+        flags=flags("preprocess"),
     shell:
-        "sop-cosmo preprocess --root {params.root} --out {params.out}"
-        " --patch-size {params.cfg[patch_size]} --noise {params.cfg[noise]}"
-        " --smoothing-arcmin {params.cfg[smoothing_arcmin]} --bins {params.bins}"
-        " --seed {params.cfg[seed]} --quiet > {log} 2>&1"
+        "sop-cosmo preprocess --root {params.root} --out {params.out} {params.flags}"
+        " --quiet > {log} 2>&1"

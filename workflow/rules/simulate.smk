@@ -18,8 +18,6 @@ rule simulate:
         runtime=60,
     params:
         root=DATA_ROOT,
-        cfg=config["simulate"],
+        flags=flags("simulate"),
     shell:
-        "sop-cosmo simulate --out {params.root} --n-cosmologies {params.cfg[n_cosmologies]}"
-        " --n-perms {params.cfg[n_perms]} --nside {params.cfg[nside]}"
-        " --seed {params.cfg[seed]} --quiet > {log} 2>&1"
+        "sop-cosmo simulate --out {params.root} {params.flags} --quiet > {log} 2>&1"

@@ -25,8 +25,6 @@ rule theory:
         runtime=30,
     params:
         out=lambda wildcards, output: Path(output.csv).parent,
-        cfg=config["theory"],
+        flags=flags("theory"),
     shell:
-        "sop-cosmo theory --max-d {params.cfg[max_d]} --steps {params.cfg[steps]}"
-        " --groups {params.cfg[groups]} --seed {params.cfg[seed]} --quiet"
-        " --out {params.out} > {log} 2>&1"
+        "sop-cosmo theory {params.flags} --out {params.out} --quiet > {log} 2>&1"

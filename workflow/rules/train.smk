@@ -23,12 +23,10 @@ rule train_cnn:
         gpu=GPU,
     params:
         out=RESULTS / "train" / "cnn",
-        cfg=config["train"],
-        options=json_option(config["train"]["cnn_options"]),
+        flags=train_flags("cnn"),
     shell:
-        "sop-cosmo train --train {input.train} --val {input.val} --model cnn"
-        " --out {params.out} --epochs {params.cfg[cnn_epochs]} --seed {params.cfg[seed]}"
-        " --device {params.cfg[device]} --model-options {params.options} --quiet > {log} 2>&1"
+        "sop-cosmo train --train {input.train} --val {input.val} --out {params.out}"
+        " {params.flags} --quiet > {log} 2>&1"
 
 
 rule train_sop:
@@ -53,13 +51,10 @@ rule train_sop:
         gpu=GPU,
     params:
         out=RESULTS / "train" / "sop",
-        cfg=config["train"],
-        options=json_option(config["train"]["sop_options"]),
+        flags=train_flags("sop"),
     shell:
-        "sop-cosmo train --train {input.train} --val {input.val} --model sop"
-        " --backbone {input.backbone} --out {params.out} --epochs {params.cfg[sop_epochs]}"
-        " --seed {params.cfg[seed]} --device {params.cfg[device]}"
-        " --model-options {params.options} --quiet > {log} 2>&1"
+        "sop-cosmo train --train {input.train} --val {input.val} --out {params.out}"
+        " --backbone {input.backbone} {params.flags} --quiet > {log} 2>&1"
 
 
 rule train_stats:
@@ -80,8 +75,7 @@ rule train_stats:
         runtime=60,
     params:
         out=RESULTS / "train" / "stats",
-        cfg=config["train"],
+        flags=train_flags("stats"),
     shell:
-        "sop-cosmo train --train {input.train} --val {input.val} --model stats"
-        " --out {params.out} --epochs {params.cfg[stats_epochs]} --seed {params.cfg[seed]}"
-        " --device cpu --quiet > {log} 2>&1"
+        "sop-cosmo train --train {input.train} --val {input.val} --out {params.out}"
+        " {params.flags} --quiet > {log} 2>&1"
