@@ -134,3 +134,32 @@ def test_resolve_names_an_unknown_setting_and_the_close_one():
     with pytest.raises(ValueError, match=r"'tau_vod'.*'tau_void'"):
         cfg.resolve(cfg.AnalyzeConfig, None, {"tau_vod": 0.5})
     assert cfg.resolve(cfg.AnalyzeConfig, None, {"tau_void": 0.5}).tau_void == 0.5
+
+
+def _readme_defaults() -> dict[str, str]:
+    import re
+
+    text = (ROOT / "config" / "README.md").read_text()
+    rows = re.findall(r"^\| `([a-z_]+)\.([a-z_0-9]+)` \| ([^|]+) \|", text, flags=re.M)
+    return {f"{s}.{k}": v.strip() for s, k, v in rows if s in SECTIONS}
+
+
+def _as_written(value) -> str:
+    if value is None:
+        return "`null`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f"`{value}`"
+    if isinstance(value, dict):
+        return "`{}`" if not value else str(value)
+    return str(value)
+
+
+def test_the_config_readme_shows_the_dataclass_defaults():
+    filled = fill_defaults({}, SCHEMA)
+    table = _readme_defaults()
+    assert len(table) >= 25
+    for key, written in table.items():
+        section, name = key.split(".")
+        assert written == _as_written(filled[section][name]), f"config/README.md {key}"
