@@ -20,9 +20,11 @@ import json
 import time
 from pathlib import Path
 
-from sop_cosmo.cosmo.patches import preprocess
-from sop_cosmo.cosmo.simulate import simulate_grid
-from sop_cosmo.cosmo.train import TrainConfig, evaluate, train
+from sop_cosmo.cosmo.config import TrainConfig
+from sop_cosmo.cosmo.stages.evaluate import evaluate
+from sop_cosmo.cosmo.stages.preprocess import preprocess
+from sop_cosmo.cosmo.stages.simulate import simulate_grid
+from sop_cosmo.cosmo.stages.train import train
 
 
 def run_model(name: str, data: Path, runs: Path, config: TrainConfig) -> dict:
@@ -56,7 +58,10 @@ def main() -> None:
     start = time.perf_counter()
     work = Path(args.workdir)
     root, data, runs = work / "sim", work / "patches", work / "runs"
-    simulate_grid(root, args.n_cosmologies, args.n_perms, args.nside, args.seed, progress=False)
+    simulate_grid(
+        root, n_cosmologies=args.n_cosmologies, n_perms=args.n_perms, nside=args.nside,
+        seed=args.seed, progress=False,
+    )  # fmt: skip
     counts = preprocess(
         root, data, patch_size=args.patch_size, noise="des-y3", smoothing_arcmin=60.0,
         centres_nside=args.centres_nside, seed=args.seed, progress=False,

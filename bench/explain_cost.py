@@ -26,20 +26,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from sop_cosmo.attribution.baselines import attribute
-from sop_cosmo.cosmo.data import Normalization, load_split
-from sop_cosmo.cosmo.posthoc import MethodResult, backbone_forward, explain_map
-from sop_cosmo.cosmo.train import TrainConfig, load_model, train
+from sop_cosmo.attribution.baselines import METHODS
+from sop_cosmo.cosmo.config import TrainConfig
+from sop_cosmo.cosmo.contracts.patchfile import write_patch_file
+from sop_cosmo.cosmo.dataset import Normalization, load_split
+from sop_cosmo.cosmo.explain import MethodResult, backbone_forward, explain_map
+from sop_cosmo.cosmo.models import load_model
+from sop_cosmo.cosmo.stages.train import train
 
 SIZE = 66
-METHODS = {  # name -> (method, keyword arguments)
+BENCH = {  # name -> (method, its settings)
     "KernelShap-200": ("kernel_shap", {"n_samples": 200}),
-    "IG-50": ("integrated_gradients", {"ig_steps": 50}),
+    "IG-50": ("integrated_gradients", {"n_steps": 50}),
     "Lime-200": ("lime", {"n_samples": 200}),
 }
 
@@ -59,22 +61,22 @@ def synthetic_patches(path: Path, n: int, seed: int) -> None:
     sigma = 0.3 * s8
     field = np.exp(sigma[:, None, None] * g - sigma[:, None, None] ** 2 / 2) - 1
     kappa = (0.02 * field / lam[:, None, None]).astype("f4")[:, None]
-    with h5py.File(path, "w") as f:
-        f["kappa"] = kappa
-        f["params"] = np.stack([om, s8], 1).astype("f4")
-        f["params"].attrs["names"] = ["Om", "s8"]
-        f["cosmo_id"] = np.arange(n, dtype="i8") + 100_000 * seed
-        f.attrs.update(
-            {
-                "pixel_arcmin": 2.0,
-                "patch_size": SIZE,
-                "nside": 2048,
-                "bins": [1],
-                "smoothing_arcmin": 0.0,
-                "noise": "none",
-                "source": "simulated",
-            }
-        )
+    write_patch_file(
+        path,
+        kappa=kappa,
+        params=np.stack([om, s8], 1).astype("f4"),
+        cosmo_id=np.arange(n, dtype="i8") + 100_000 * seed,
+        param_names=["Om", "s8"],
+        attrs={
+            "pixel_arcmin": 2.0,
+            "patch_size": SIZE,
+            "nside": 2048,
+            "bins": [1],
+            "smoothing_arcmin": 0.0,
+            "noise": "none",
+            "source": "simulated",
+        },
+    )
 
 
 def build(work: Path, seed: int, epochs: int) -> Path:
@@ -124,13 +126,17 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         ckpt_path = build(work, args.seed, args.epochs)
         model, ckpt = load_model(ckpt_path, "cpu")
-        norm = Normalization.from_dict(ckpt["norm"])
+        norm = Normalization.from_dict(ckpt.norm)
         test = load_split(work / "test.h5", "sop", norm=norm)
         print(f"built synthetic data and models in {time.perf_counter() - start:.0f} s "
               f"(torch threads {torch.get_num_threads()})", flush=True)  # fmt: skip
 
         bb, forward = backbone_forward(model)
-        layer_free = {"patch_size": bb.patch_size, "baseline": float(bb.baseline)}
+        grid = {"patch_size": bb.patch_size, "baseline": float(bb.baseline)}
+        explainers = {
+            name: METHODS[method].from_settings(forward, **settings)
+            for name, (method, settings) in BENCH.items()
+        }
         x = test.x[: args.maps]
         n_out = int(bb.n_outputs)
 
@@ -139,17 +145,16 @@ def main() -> None:
                 model.explain(xi[None])
 
         def method_once(xi: torch.Tensor, name: str, seed: int) -> None:
-            method, kwargs = METHODS[name]
-            attribute(method, forward, xi, 0, seed=seed, **layer_free, **kwargs)
+            explainers[name].attribute(xi, 0, seed=seed, **grid)
 
         sop_once(x[0])  # warm-up: first calls pay for lazy imports and allocations
-        for name in METHODS:
+        for name in BENCH:
             method_once(x[0], name, 0)
-        times: dict[str, list[float]] = {"SOP": [], **{name: [] for name in METHODS}}
+        times: dict[str, list[float]] = {"SOP": [], **{name: [] for name in BENCH}}
         for r in range(args.repeats):
             for i, xi in enumerate(x):
                 times["SOP"].append(timed(lambda xi=xi: sop_once(xi)))
-                for name in METHODS:
+                for name in BENCH:
                     times[name].append(
                         timed(lambda xi=xi, name=name, s=i + r: method_once(xi, name, s))
                     )
@@ -160,7 +165,7 @@ def main() -> None:
               f"{'/ SOP (1 param)':>16} {'/ SOP (all)':>12}")  # fmt: skip
         print(f"{'SOP (forward)':>16} {1e3 * med['SOP']:>13.1f} {1e3 * med['SOP']:>12.1f} "
               f"{1.0:>16.1f} {1.0:>12.1f}")  # fmt: skip
-        for name in METHODS:
+        for name in BENCH:
             ms, rel = 1e3 * med[name], med[name] / med["SOP"]
             print(f"{name:>16} {ms:>13.1f} {n_out * ms:>12.1f} {rel:>16.1f} {n_out * rel:>12.1f}")
         ratio = med["KernelShap-200"] / med["SOP"]
@@ -173,15 +178,15 @@ def main() -> None:
                   f"target <= 1/20: {verdict}")  # fmt: skip
 
         # Deletion AUCs on the same maps under the one patch rule of `sop-cosmo baselines`.
-        k = float(ckpt["model_args"]["options"]["keep_fraction"])
-        results = {name: MethodResult() for name in ("sop", *(m for m, _ in METHODS.values()))}
+        k = float(ckpt.options["keep_fraction"])
+        results = {name: MethodResult() for name in ("sop", *(m for m, _ in BENCH.values()))}
         for i, xi in enumerate(x):
             for method, res in results.items():
                 explain_map(method, model, xi, res, keep_fraction=k, n_samples=200,
                             ig_steps=50, seed=args.seed + i)  # fmt: skip
         print(f"\ndeletion AUC over {args.maps} maps (squared error to the full prediction, "
               "standardised units; higher is better)")  # fmt: skip
-        labels = {"sop": "SOP", **{m: name for name, (m, _) in METHODS.items()}}
+        labels = {"sop": "SOP", **{m: name for name, (m, _) in BENCH.items()}}
         for method, res in results.items():
             d = np.stack(res.aucs["deletion"])
             print(f"{labels[method]:>16} patch rule {d.mean():.4f} "

@@ -25,8 +25,8 @@ import h5py
 import healpy as hp
 import numpy as np
 
-from sop_cosmo.cosmo.cosmogrid import read_map
-from sop_cosmo.cosmo.patches import patch_geometry
+from sop_cosmo.cosmo.contracts.cosmogrid import read_map
+from sop_cosmo.cosmo.maths.sky import patch_geometry
 
 BINS = (1, 2, 3, 4)
 

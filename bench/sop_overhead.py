@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from sop_cosmo.core import ImageBackbone, SOPConfig, SumOfParts
-from sop_cosmo.cosmo.backbones import CNNRegressor
+from sop_cosmo.cosmo.models import CNNRegressor
 
 
 def anchor_cnn(n_outputs: int = 2) -> tuple[nn.Module, nn.Module, nn.Module]:

@@ -4,7 +4,7 @@
 
 Both steps use the same batch, AdamW, gradient clipping and the trainer's runtime settings
 (bf16 autocast, pinned memory and non-blocking copies on CUDA): a ``cnn`` step (the anchor
-convnet from :mod:`sop_cosmo.cosmo.backbones`) and an ``sop`` step around that CNN (frozen).
+convnet from :mod:`sop_cosmo.cosmo.models`) and an ``sop`` step around that CNN (frozen).
 Printed: SOP step / (G × CNN step), on CPU and on CUDA when present, measured alternately in
 one run. bench/sop_overhead.py measures the same ratio for the bare core with one bin.
 """
@@ -18,8 +18,8 @@ import torch
 from sop_overhead import timed  # bench/ is on sys.path when this script runs
 from torch import nn
 
-from sop_cosmo.cosmo.backbones import build_model
-from sop_cosmo.cosmo.train import runtime_settings
+from sop_cosmo.cosmo.models import build_model
+from sop_cosmo.cosmo.runtime import runtime_settings
 
 
 def measure(device: torch.device, args: argparse.Namespace) -> dict:

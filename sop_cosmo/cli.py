@@ -108,12 +108,13 @@ def _baselines(args: argparse.Namespace) -> int:
 
 
 def _controls(args: argparse.Namespace) -> int:
+    from sop_cosmo.cosmo.maths.planted import CONTROL_KINDS
     from sop_cosmo.cosmo.stages.controls import run_controls
     from sop_cosmo.cosmo.stages.report import describe_controls
 
     result = run_controls(args.out, from_args(cfg.ControlsConfig, args), progress=not args.quiet)
     print(describe_controls(result))
-    for kind in ("positive", "negative"):
+    for kind in CONTROL_KINDS:
         failed = [name for name, ok in result[kind]["checks"].items() if not ok]
         if failed:
             print(f"  {kind}: failed checks: {', '.join(failed)}")
@@ -325,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         print(f"sop-cosmo {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -2,14 +2,12 @@
 
 Insertion/deletion curves (per unit or per group), their trapezoid AUC, the single scoring
 rule behind every curve, and completeness/fidelity of attribution sums. See docs/metrics.md.
-Post-hoc baselines (captum methods, RISE) and their reduction to patch-grid "-F" masks live in
-:mod:`.baselines` (docs/baselines.md).
+Post-hoc baselines (captum methods, RISE) live in :mod:`.baselines`, one class per method and
+one registry, :data:`.baselines.METHODS`; their reduction to patch-grid "-F" masks in
+:mod:`.patch_grid` (docs/baselines.md).
 """
 
 from .auc import trapezoid_auc
-from .baselines import METHODS as POSTHOC_METHODS
-from .baselines import attribute as posthoc_attribute
-from .baselines import keep_top_patches, patch_feature_mask, patch_scores, rise_saliency
 from .fidelity import completeness_gap, fidelity_r2
 from .insertion_deletion import (
     InsertionDeletionResult,
@@ -18,6 +16,8 @@ from .insertion_deletion import (
     insertion_deletion,
     stack_aucs,
 )
+from .patch_grid import keep_top_patches, patch_feature_mask, patch_scores
+from .rise import rise_saliency
 from .scoring import (
     TASKS,
     ScoringRule,
@@ -29,7 +29,6 @@ from .scoring import (
 )
 
 __all__ = [
-    "POSTHOC_METHODS",
     "TASKS",
     "InsertionDeletionResult",
     "Model",
@@ -44,7 +43,6 @@ __all__ = [
     "keep_top_patches",
     "patch_feature_mask",
     "patch_scores",
-    "posthoc_attribute",
     "rise_saliency",
     "score_outputs",
     "stack_aucs",

@@ -1,30 +1,37 @@
-"""Post-hoc attribution baselines on an image model, and their reduction to a patch grid.
+"""Post-hoc attribution baselines on an image model, in captum's shape.
 
-Every method explains one output column (``target``) of the same model (a callable mapping
-images ``(n, C, H, W)`` to outputs ``(n, K)``: class logits or regression predictions) and
-returns an attribution of the input's shape. :func:`patch_scores` then reduces any attribution
-to one score per patch of a square grid in one fixed way (the sum of ``|attr|`` over the patch),
-and :func:`keep_top_patches` keeps the ⌈k·U⌉ best patches; these two steps turn every method
-into a "-F" explanation (a single kept mask) the same way. See ``docs/baselines.md``.
+One small class per method, each built on the model (``forward``: images ``(n, C, H, W)`` →
+outputs ``(n, K)``, class logits or regression predictions) and its own settings, each with
+``.attribute(inputs, target=..., patch_size=..., baseline=..., seed=...)`` returning a detached
+attribution of the input's shape for output column ``target``. :data:`METHODS` is the one
+registry, name → class. A comparison that runs several methods alike builds each one with
+:meth:`PosthocMethod.from_settings`::
+
+    explainer = METHODS["kernel_shap"].from_settings(forward, n_samples=200, n_steps=50)
+    attr = explainer.attribute(x, target=1, patch_size=6, baseline=0.0, seed=3)
+
+The patch grid helpers of :mod:`.patch_grid` then reduce any attribution to one score per
+patch (``patch_scores``) and keep the ⌈k·U⌉ best patches (``keep_top_patches``): these two
+steps turn every method into a "-F" explanation the same way. See ``docs/baselines.md``.
 
 Methods (:data:`METHODS`):
 
-``integrated_gradients``
+``integrated_gradients`` (:class:`IntegratedGradientsF`)
     captum ``IntegratedGradients`` from a constant baseline image.
-``kernel_shap``, ``lime``
+``kernel_shap``, ``lime`` (:class:`KernelShapF`, :class:`LimeF`)
     captum ``KernelShap`` and ``Lime`` over the patch grid (``feature_mask``); Lime fits
     captum's scikit-learn ridge, since its default Lasso zeroes most patches and leaves ties.
-``layer_gradcam``
+``layer_gradcam`` (:class:`LayerGradCamF`)
     captum ``LayerGradCam`` on a given convolutional layer, interpolated to the input size.
-``rise``
-    RISE (Petsiuk et al. 2018), written here: random low-resolution binary masks, upsampled
-    bilinearly with a random shift; the saliency of a pixel is ``Σ_i M_i f(x ⊙ M_i) / Σ_i M_i``
-    minus the mean output over all masks (the shift makes ``|saliency|`` meaningful for
-    regression and leaves the ranking of the signed saliency unchanged).
-``occlusion``
+``rise`` (:class:`RiseF`)
+    RISE (Petsiuk et al. 2018), written here (:func:`.rise.rise_saliency`).
+``occlusion`` (:class:`OcclusionF`)
     captum ``Occlusion`` with patch-sized windows and strides (one window per grid patch).
-``random``
+``random`` (:class:`RandomF`)
     A seeded random score per patch (the floor every method should beat).
+
+Every ``.attribute`` runs under a forked global RNG seeded with ``seed`` (captum draws the
+KernelShap/Lime samples from it), so the caller's RNG does not move.
 
 captum 0.9.0 notes: KernelShap and Lime need scikit-learn, which captum does not declare;
 groups go in as an integer ``feature_mask`` of shape (1, 1, H, W); multi-output regression is
@@ -34,312 +41,301 @@ model call per sample), so it is raised here to ``batch_size``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .patch_grid import patch_feature_mask
+from .rise import rise_saliency
+
 __all__ = [
     "METHODS",
-    "attribute",
-    "keep_top_patches",
-    "patch_feature_mask",
-    "patch_scores",
-    "rise_saliency",
+    "IntegratedGradientsF",
+    "KernelShapF",
+    "LayerGradCamF",
+    "LimeF",
+    "OcclusionF",
+    "PosthocMethod",
+    "RandomF",
+    "RiseF",
 ]
-
-METHODS: tuple[str, ...] = (
-    "integrated_gradients",
-    "kernel_shap",
-    "lime",
-    "layer_gradcam",
-    "rise",
-    "occlusion",
-    "random",
-)
 
 Forward = Callable[[Tensor], Tensor]
 
+#: Perturbed images per model call, unless a method is given another ``batch_size``.
+_BATCH_SIZE = 64
 
-def patch_feature_mask(image_size: tuple[int, int], patch_size: int) -> Tensor:
-    """(1, H, W) int64 patch ids, row-major over the ⌈H/p⌉×⌈W/p⌉ grid (captum's feature_mask).
 
-    The last row/column of patches may be cut, as in SOP's image grid.
+class _Call(NamedTuple):
+    """One ``.attribute`` call, as a method's :meth:`PosthocMethod._attribute` receives it."""
+
+    inp: Tensor  # (1, C, H, W), detached
+    target: int
+    fmask: Tensor  # (1, 1, H, W) patch ids (captum's feature_mask)
+    patch: int
+    baseline: float
+    seed: int
+
+
+class PosthocMethod:
+    """Base of the post-hoc methods: explains one output column of ``forward`` on one image.
+
+    A subclass sets :attr:`name`, takes its own settings in ``__init__`` (keyword-only, after
+    ``forward``) and implements :meth:`_attribute`.
     """
-    if patch_size < 1:
-        raise ValueError(f"patch_size: expected a positive integer, got {patch_size}")
-    h, w = image_size
-    gw = -(-w // patch_size)
-    rows = torch.arange(h) // patch_size
-    cols = torch.arange(w) // patch_size
-    return (rows[:, None] * gw + cols[None, :]).unsqueeze(0)
+
+    #: The method's key in :data:`METHODS`.
+    name: ClassVar[str]
+
+    def __init__(self, forward: Forward, *, batch_size: int = _BATCH_SIZE) -> None:
+        self.forward = forward
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def from_settings(cls, forward: Forward, **settings: Any) -> PosthocMethod:
+        """Build from the settings of a comparison that runs several methods alike.
+
+        The method takes the settings its ``__init__`` names and ignores the others (IG takes
+        ``n_steps``, the sampling methods ``n_samples``, LayerGradCam ``layer`` and
+        ``interpolate_mode``, all ``batch_size``). A setting no method takes is a ValueError.
+        """
+        unknown = sorted(set(settings) - _SETTINGS)
+        if unknown:
+            raise ValueError(f"settings: unknown {unknown}; known: {sorted(_SETTINGS)}")
+        own = inspect.signature(cls.__init__).parameters
+        return cls(forward, **{k: v for k, v in settings.items() if k in own})
+
+    def attribute(
+        self, inputs: Tensor, target: int, *, patch_size: int, baseline: float = 0.0, seed: int = 0
+    ) -> Tensor:
+        """Attribution (same shape as ``inputs``) of one image for output column ``target``.
+
+        Parameters
+        ----------
+        inputs : Tensor
+            One image (C, H, W).
+        target : int
+            Output column to explain (a class, or a regression parameter).
+        patch_size : int
+            Side of the grid patches: KernelShap/Lime features, Occlusion windows, RISE cells
+            and the random scores all live on this grid.
+        baseline : float
+            Reference value of a hidden pixel, the same one the metrics and "-F" masks use.
+        seed : int
+            Seed of the sampling methods.
+
+        Returns
+        -------
+        Tensor
+            Detached attribution of ``inputs``' shape.
+        """
+        x = inputs
+        if x.dim() != 3:
+            raise ValueError(f"x: expected one image (C, H, W), got shape {tuple(x.shape)}")
+        fmask = patch_feature_mask(tuple(x.shape[-2:]), patch_size).unsqueeze(0).to(x.device)
+        call = _Call(x.detach().unsqueeze(0), int(target), fmask, int(patch_size), baseline, seed)
+        # captum draws KernelShap/Lime samples from the global RNG: seed it, and restore it after
+        # (manual_seed also seeds the GPU generators, so the input's GPU is restored too).
+        gpus: list[int] = []
+        if x.is_cuda:
+            gpus = [torch.cuda.current_device() if x.device.index is None else x.device.index]
+        with torch.random.fork_rng(devices=gpus):
+            torch.manual_seed(seed)
+            attr = self._attribute(call)
+        return attr.detach()[0].reshape(x.shape)
+
+    def _attribute(self, c: _Call) -> Tensor:
+        """(1, C, H, W) attribution of ``c.inp``."""
+        raise NotImplementedError
+
+    def _per_eval(self, n: int) -> int:
+        return max(1, min(self.batch_size, n))
 
 
-def patch_scores(attribution: Tensor, feature_mask: Tensor) -> Tensor:
-    """One score per patch: the sum of ``|attribution|`` over the patch's elements.
+class IntegratedGradientsF(PosthocMethod):
+    """captum ``IntegratedGradients`` from the constant ``baseline`` image, ``n_steps`` steps."""
 
-    Absolute values, because for regression a region that lowers the prediction matters as
-    much as one that raises it; the same reduction is applied to every method.
+    name = "integrated_gradients"
 
-    Parameters
-    ----------
-    attribution : Tensor
-        (C, H, W) attribution of one input.
-    feature_mask : Tensor
-        Integer patch ids 0..U-1 broadcastable to the attribution, e.g. (1, H, W).
+    def __init__(self, forward: Forward, *, n_steps: int, batch_size: int = _BATCH_SIZE) -> None:
+        super().__init__(forward, batch_size=batch_size)
+        self.n_steps = int(n_steps)
 
-    Returns
-    -------
-    Tensor
-        (U,) float64 patch scores.
-    """
-    attr = attribution.detach().abs().to(torch.float64)
-    ids = feature_mask.to(attr.device).expand_as(attr).reshape(-1)
-    n_units = int(ids.max()) + 1
-    return torch.zeros(n_units, dtype=torch.float64, device=attr.device).index_add_(
-        0, ids, attr.reshape(-1)
-    )
+    def _attribute(self, c: _Call) -> Tensor:
+        from captum.attr import IntegratedGradients
 
-
-def keep_top_patches(scores: Tensor, keep_fraction: float) -> Tensor:
-    """Bool (U,) mask of the ⌈k·U⌉ highest scores (ties: the lower patch id first).
-
-    The count is computed exactly as SOP's group generator computes it (⌈k·U⌉, in float32),
-    so a "-F" mask keeps as many patches as one SOP group.
-    """
-    if not 0.0 < keep_fraction <= 1.0:
-        raise ValueError(f"keep_fraction: expected a value in (0, 1], got {keep_fraction}")
-    n_units = int(scores.shape[-1])
-    n_keep = max(1, int(torch.ceil(keep_fraction * torch.tensor(n_units))))
-    order = torch.sort(scores, descending=True, stable=True).indices
-    keep = torch.zeros(n_units, dtype=torch.bool, device=scores.device)
-    keep[order[:n_keep]] = True
-    return keep
-
-
-def rise_saliency(
-    forward: Forward,
-    x: Tensor,
-    *,
-    n_masks: int = 200,
-    cell_size: int = 8,
-    p_keep: float = 0.5,
-    baseline: float = 0.0,
-    seed: int = 0,
-    batch_size: int = 64,
-) -> Tensor:
-    """RISE saliency of every output column, from one set of random masks.
-
-    Parameters
-    ----------
-    forward : callable
-        Images (n, C, H, W) -> outputs (n, K).
-    x : Tensor
-        One image (C, H, W).
-    n_masks : int
-        Number of random masks (model calls).
-    cell_size : int
-        Side in pixels of a cell of the low-resolution mask grid.
-    p_keep : float
-        Probability that a cell is kept.
-    baseline : float
-        Value of hidden pixels: the masked input is ``x·M + (1 − M)·baseline``.
-    seed : int
-        Seed of the masks (a private generator; the global RNG is untouched).
-    batch_size : int
-        Masked images per model call.
-
-    Returns
-    -------
-    Tensor
-        (K, H, W) saliency: ``Σ_i M_i f_k(x_i) / Σ_i M_i − mean_i f_k(x_i)`` per pixel.
-    """
-    if n_masks < 1 or cell_size < 1 or not 0.0 < p_keep < 1.0:
-        raise ValueError(
-            f"n_masks, cell_size, p_keep: expected n_masks ≥ 1, cell_size ≥ 1, 0 < p_keep < 1; "
-            f"got {n_masks}, {cell_size}, {p_keep}"
+        return IntegratedGradients(self.forward).attribute(
+            c.inp,
+            baselines=c.baseline,
+            target=c.target,
+            n_steps=self.n_steps,
+            internal_batch_size=self.batch_size,
         )
-    h, w = x.shape[-2:]
-    gh, gw = -(-h // cell_size), -(-w // cell_size)
-    gen = torch.Generator().manual_seed(seed)
-    # One extra cell so that a random shift within a cell still covers the image.
-    cells = (torch.rand(n_masks, 1, gh + 1, gw + 1, generator=gen) < p_keep).float()
-    up = F.interpolate(
-        cells,
-        size=((gh + 1) * cell_size, (gw + 1) * cell_size),
-        mode="bilinear",
-        align_corners=False,
-    )
-    dy = torch.randint(0, cell_size, (n_masks,), generator=gen)
-    dx = torch.randint(0, cell_size, (n_masks,), generator=gen)
-    rows = (dy[:, None] + torch.arange(h)[None, :])[:, :, None]  # (n, H, 1)
-    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, :]  # (n, 1, W)
-    masks = up[torch.arange(n_masks)[:, None, None], 0, rows, cols].to(x.device, x.dtype)
-
-    outs = []
-    with torch.no_grad():
-        for s in range(0, n_masks, batch_size):
-            m = masks[s : s + batch_size, None]  # (b, 1, H, W), shared over channels
-            outs.append(forward(x.unsqueeze(0) * m + (1.0 - m) * baseline).detach())
-    out = torch.cat(outs).to(torch.float64)  # (n, K)
-    m64 = masks.to(torch.float64)
-    weighted = torch.einsum("nk,nhw->khw", out, m64)
-    cover = m64.sum(0).clamp_min(1e-12)
-    return (weighted / cover - out.mean(0)[:, None, None]).to(x.dtype)
 
 
-def attribute(
-    method: str,
-    forward: Forward,
-    x: Tensor,
-    target: int,
-    *,
-    patch_size: int,
-    layer: nn.Module | None = None,
-    n_samples: int = 200,
-    ig_steps: int = 50,
-    baseline: float = 0.0,
-    seed: int = 0,
-    batch_size: int = 64,
-    interpolate_mode: str = "bilinear",
-) -> Tensor:
-    """Attribution (same shape as ``x``) of one image for output column ``target``.
+class KernelShapF(PosthocMethod):
+    """captum ``KernelShap`` over the patch grid, from ``n_samples`` coalitions."""
 
-    Parameters
-    ----------
-    method : str
-        One of :data:`METHODS`.
-    forward : callable
-        Images (n, C, H, W) -> outputs (n, K); the model in eval mode.
-    x : Tensor
-        One image (C, H, W).
-    target : int
-        Output column to explain (a class, or a regression parameter).
-    patch_size : int
-        Side of the grid patches: KernelShap/Lime features, Occlusion windows, RISE cells and
-        the random scores all live on this grid.
-    layer : nn.Module, optional
-        Layer for LayerGradCam (the last convolution of a CNN, a ViT's patch embedding).
-    n_samples : int
-        Samples of KernelShap, Lime and RISE.
-    ig_steps : int
-        Integration steps of IntegratedGradients.
-    baseline : float
-        Reference value of a hidden pixel, the same one the metrics and "-F" masks use.
-    seed : int
-        Seed of the sampling methods.
-    batch_size : int
-        Perturbed images per model call.
-    interpolate_mode : str
-        How LayerGradCam's map is resized to the input ("bilinear", "nearest", ...).
+    name = "kernel_shap"
 
-    Returns
-    -------
-    Tensor
-        Detached attribution of ``x``'s shape.
+    def __init__(self, forward: Forward, *, n_samples: int, batch_size: int = _BATCH_SIZE) -> None:
+        super().__init__(forward, batch_size=batch_size)
+        self.n_samples = int(n_samples)
+
+    def _explainer(self) -> Any:
+        from captum.attr import KernelShap
+
+        return KernelShap(self.forward)
+
+    def _attribute(self, c: _Call) -> Tensor:
+        return self._explainer().attribute(
+            c.inp,
+            baselines=c.baseline,
+            target=c.target,
+            feature_mask=c.fmask,
+            n_samples=self.n_samples,
+            perturbations_per_eval=self._per_eval(self.n_samples),
+        )
+
+
+class LimeF(KernelShapF):
+    """captum ``Lime`` over the patch grid with a ridge surrogate (``SkLearnRidge(alpha=1)``)."""
+
+    name = "lime"
+
+    def _explainer(self) -> Any:
+        from captum._utils.models.linear_model import SkLearnRidge
+        from captum.attr import Lime
+
+        return Lime(self.forward, interpretable_model=SkLearnRidge(alpha=1.0))
+
+
+class LayerGradCamF(PosthocMethod):
+    """captum ``LayerGradCam`` on ``layer``, resized to the input with ``interpolate_mode``.
+
+    ``layer`` is the last convolution of a CNN, or a ViT's patch embedding (whose grid is the
+    patch grid: ``interpolate_mode="nearest"``).
     """
-    from captum.attr import (
-        IntegratedGradients,
-        KernelShap,
-        LayerAttribution,
-        LayerGradCam,
-        Lime,
-        Occlusion,
-    )
 
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-    if x.dim() != 3:
-        raise ValueError(f"x: expected one image (C, H, W), got shape {tuple(x.shape)}")
-    inp = x.detach().unsqueeze(0)
-    size = (int(x.shape[-2]), int(x.shape[-1]))
-    fmask = patch_feature_mask(size, patch_size).unsqueeze(0).to(x.device)  # (1, 1, H, W)
-    per_eval = max(1, min(batch_size, n_samples))
-    # captum draws KernelShap/Lime samples from the global RNG: seed it, and restore it after
-    # (manual_seed also seeds the GPU generators, so the input's GPU is restored too).
-    gpus: list[int] = []
-    if x.is_cuda:
-        gpus = [torch.cuda.current_device() if x.device.index is None else x.device.index]
-    with torch.random.fork_rng(devices=gpus):
-        torch.manual_seed(seed)
-        if method == "integrated_gradients":
-            attr = IntegratedGradients(forward).attribute(
-                inp,
-                baselines=baseline,
-                target=target,
-                n_steps=ig_steps,
-                internal_batch_size=batch_size,
-            )
-        elif method in ("kernel_shap", "lime"):
-            if method == "kernel_shap":
-                explainer = KernelShap(forward)
-            else:
-                from captum._utils.models.linear_model import SkLearnRidge
+    name = "layer_gradcam"
 
-                explainer = Lime(forward, interpretable_model=SkLearnRidge(alpha=1.0))
-            attr = explainer.attribute(
-                inp,
-                baselines=baseline,
-                target=target,
-                feature_mask=fmask,
-                n_samples=n_samples,
-                perturbations_per_eval=per_eval,
-            )
-        elif method == "layer_gradcam":
-            if layer is None:
-                raise ValueError("layer: LayerGradCam needs a convolutional/patch-embedding layer")
-            cam = LayerGradCam(forward, layer).attribute(inp, target=target)  # (1, 1, h, w)
-            attr = LayerAttribution.interpolate(cam, size, interpolate_mode=interpolate_mode)
-            attr = attr.expand_as(inp)
-        elif method == "rise":
-            sal = rise_saliency(
-                forward,
-                x.detach(),
-                n_masks=n_samples,
-                cell_size=patch_size,
-                baseline=baseline,
-                seed=seed,
-                batch_size=batch_size,
-            )
-            attr = sal[target].expand_as(inp)
-        elif method == "occlusion":
-            attr = _occlusion(Occlusion, forward, inp, target, patch_size, baseline, batch_size)
-        else:  # random
-            gen = torch.Generator().manual_seed(seed)
-            grid = torch.rand(int(fmask.max()) + 1, generator=gen).to(x.device)
-            attr = grid[fmask].expand_as(inp)
-    return attr.detach()[0].reshape(x.shape)
+    def __init__(
+        self,
+        forward: Forward,
+        *,
+        layer: nn.Module | None = None,
+        interpolate_mode: str = "bilinear",
+        batch_size: int = _BATCH_SIZE,
+    ) -> None:
+        if layer is None:
+            raise ValueError("layer: LayerGradCam needs a convolutional/patch-embedding layer")
+        super().__init__(forward, batch_size=batch_size)
+        self.layer = layer
+        self.interpolate_mode = interpolate_mode
+
+    def _attribute(self, c: _Call) -> Tensor:
+        from captum.attr import LayerAttribution, LayerGradCam
+
+        cam = LayerGradCam(self.forward, self.layer).attribute(c.inp, target=c.target)
+        size = tuple(c.inp.shape[-2:])  # cam is (1, 1, h, w)
+        attr = LayerAttribution.interpolate(cam, size, interpolate_mode=self.interpolate_mode)
+        return attr.expand_as(c.inp)
 
 
-def _occlusion(
-    occlusion_cls: type,
-    forward: Forward,
-    inp: Tensor,
-    target: int,
-    patch: int,
-    baseline: float,
-    batch_size: int,
-) -> Tensor:
-    """captum Occlusion with one window per grid patch, cut patches included.
+class RiseF(PosthocMethod):
+    """RISE saliency (:func:`rise_saliency`) from ``n_samples`` masks with patch-sized cells."""
 
-    The image is padded with the baseline to whole patches (the padding is cropped again before
-    the model sees it), so every window is exactly one grid patch.
+    name = "rise"
+
+    def __init__(self, forward: Forward, *, n_samples: int, batch_size: int = _BATCH_SIZE) -> None:
+        super().__init__(forward, batch_size=batch_size)
+        self.n_samples = int(n_samples)
+
+    def _attribute(self, c: _Call) -> Tensor:
+        sal = rise_saliency(
+            self.forward,
+            c.inp[0],
+            n_masks=self.n_samples,
+            cell_size=c.patch,
+            baseline=c.baseline,
+            seed=c.seed,
+            batch_size=self.batch_size,
+        )
+        return sal[c.target].expand_as(c.inp)
+
+
+class OcclusionF(PosthocMethod):
+    """captum ``Occlusion`` with one window per grid patch, cut patches included.
+
+    The image is padded with the baseline to whole patches (the padding is cropped again
+    before the model sees it), so every window is exactly one grid patch.
     """
-    _, c, h, w = inp.shape
-    ph, pw = -(-h // patch) * patch - h, -(-w // patch) * patch - w
-    padded = F.pad(inp, (0, pw, 0, ph), value=float(baseline))
 
-    def cropped(z: Tensor) -> Tensor:
-        return forward(z[..., :h, :w])
+    name = "occlusion"
 
-    n_windows = (padded.shape[-2] // patch) * (padded.shape[-1] // patch)
-    attr = occlusion_cls(cropped).attribute(
-        padded,
-        sliding_window_shapes=(c, patch, patch),
-        strides=(c, patch, patch),
-        baselines=baseline,
-        target=target,
-        perturbations_per_eval=max(1, min(batch_size, n_windows)),
+    def _attribute(self, c: _Call) -> Tensor:
+        from captum.attr import Occlusion
+
+        _, ch, h, w = c.inp.shape
+        p = c.patch
+        ph, pw = -(-h // p) * p - h, -(-w // p) * p - w
+        padded = F.pad(c.inp, (0, pw, 0, ph), value=float(c.baseline))
+
+        def cropped(z: Tensor) -> Tensor:
+            return self.forward(z[..., :h, :w])
+
+        n_windows = (padded.shape[-2] // p) * (padded.shape[-1] // p)
+        attr = Occlusion(cropped).attribute(
+            padded,
+            sliding_window_shapes=(ch, p, p),
+            strides=(ch, p, p),
+            baselines=c.baseline,
+            target=c.target,
+            perturbations_per_eval=self._per_eval(n_windows),
+        )
+        return attr[..., :h, :w]
+
+
+class RandomF(PosthocMethod):
+    """A seeded random score per grid patch (independent of the model and the target)."""
+
+    name = "random"
+
+    def _attribute(self, c: _Call) -> Tensor:
+        gen = torch.Generator().manual_seed(c.seed)
+        grid = torch.rand(int(c.fmask.max()) + 1, generator=gen).to(c.inp.device)
+        return grid[c.fmask].expand_as(c.inp)
+
+
+class _Registry(dict[str, type[PosthocMethod]]):
+    """name → method class; an unknown name is a ValueError that lists the known ones."""
+
+    def __missing__(self, name: str) -> type[PosthocMethod]:
+        raise ValueError(f"method: expected one of {tuple(self)}, got {name!r}")
+
+
+#: The post-hoc methods, name → class, in the order of the comparison tables.
+METHODS: dict[str, type[PosthocMethod]] = _Registry(
+    (cls.name, cls)
+    for cls in (
+        IntegratedGradientsF,
+        KernelShapF,
+        LimeF,
+        LayerGradCamF,
+        RiseF,
+        OcclusionF,
+        RandomF,
     )
-    return attr[..., :h, :w]
+)
+
+#: Every setting some method's constructor takes (what :meth:`PosthocMethod.from_settings` knows).
+_SETTINGS: frozenset[str] = frozenset(
+    name
+    for cls in METHODS.values()
+    for name, p in inspect.signature(cls.__init__).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY
+)

@@ -19,33 +19,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from sop_cosmo._io import atomic_path
 from sop_cosmo._threads import torch_threads
-from sop_cosmo.attribution import grouped_insertion_deletion, insertion_deletion
+from sop_cosmo._training import train_epochs
 from sop_cosmo.core import SOPConfig, SumOfParts
+from sop_cosmo.seeding import seed_everything
 
-from .conjunction import ConjunctionData, make_conjunction_data
-from .model import BertSOPBackbone, EncodedBatch, WordVocab, tiny_bert, top_group_masks
+from .conjunction import make_conjunction_data
+from .explain import both_in_top_group_rate, explain_example, group_diversity, sop_forward, subset
+from .figures import plot_groups
+from .model import BertSOPBackbone, EncodedBatch, WordVocab, tiny_bert
 
-__all__ = [
-    "DEFAULTS",
-    "QUICK",
-    "both_in_top_group_rate",
-    "group_diversity",
-    "run_demo",
-    "train_bert",
-    "train_sop",
-]
-
-
-def _seed(seed: int) -> None:
-    torch.manual_seed(seed)
-
-
-def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[Tensor]:
-    return list(torch.randperm(n, generator=gen).split(batch_size))
+__all__ = ["DEFAULTS", "QUICK", "run_demo", "train_bert", "train_sop"]
 
 
 def train_bert(
@@ -74,27 +61,32 @@ def train_bert(
         raise ValueError("relabel: masked training needs the labels of masked inputs")
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(backbone.bert.parameters(), lr=lr, weight_decay=0.01)
-    backbone.bert.train()
-    for _ in tqdm(range(epochs), desc="bert", disable=not progress):
-        for idx in _batches(len(labels), batch_size, gen):
-            ids, valid, y = enc.input_ids[idx], enc.unit_valid[idx], labels[idx]
-            n_masked = round(mask_fraction * len(idx))
-            if n_masked:
-                keep_p = 0.2 + 0.8 * torch.rand(n_masked, 1, generator=gen)
-                kept = torch.rand(n_masked, ids.shape[1], generator=gen) < keep_p
-                kept = (kept | enc.always_on[idx[:n_masked]]) & valid[:n_masked]
-                logits_m = backbone.forward_masked(ids[:n_masked], kept.float())[0]
-                y_m = relabel(ids[:n_masked], kept)
-            else:
-                logits_m, y_m = labels.new_empty(0, backbone.n_outputs).float(), y[:0]
-            logits = backbone.bert(
-                input_ids=ids[n_masked:], attention_mask=valid[n_masked:].long()
-            ).logits
-            loss = F.cross_entropy(torch.cat([logits_m, logits]), torch.cat([y_m, y[n_masked:]]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    backbone.bert.eval()
+
+    def batch_loss(idx: Tensor) -> Tensor:
+        ids, valid, y = enc.input_ids[idx], enc.unit_valid[idx], labels[idx]
+        n_masked = round(mask_fraction * len(idx))
+        if n_masked:
+            keep_p = 0.2 + 0.8 * torch.rand(n_masked, 1, generator=gen)
+            kept = torch.rand(n_masked, ids.shape[1], generator=gen) < keep_p
+            kept = (kept | enc.always_on[idx[:n_masked]]) & valid[:n_masked]
+            logits_m = backbone.forward_masked(ids[:n_masked], kept.float())[0]
+            y_m = relabel(ids[:n_masked], kept)
+        else:
+            logits_m, y_m = labels.new_empty(0, backbone.n_outputs).float(), y[:0]
+        logits = backbone.bert(input_ids=ids[n_masked:], attention_mask=valid[n_masked:].long())
+        return F.cross_entropy(torch.cat([logits_m, logits.logits]), torch.cat([y_m, y[n_masked:]]))
+
+    train_epochs(
+        backbone.bert,
+        batch_loss,
+        len(labels),
+        opt,
+        epochs=epochs,
+        batch_size=batch_size,
+        gen=gen,
+        desc="bert",
+        progress=progress,
+    )
 
 
 def train_sop(
@@ -116,89 +108,31 @@ def train_sop(
     the per-epoch validation accuracies (empty without ``val``).
     """
     gen = torch.Generator().manual_seed(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr)
-    history: list[float] = []
-    best: dict[str, Tensor] = {}
-    model.train()
-    for _ in tqdm(range(epochs), desc="sop", disable=not progress):
-        for idx in _batches(len(labels), batch_size, gen):
-            out = model(
-                enc.input_ids[idx], unit_valid=enc.unit_valid[idx], always_on=enc.always_on[idx]
-            )
-            loss = F.cross_entropy(out.prediction, labels[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if val is not None:
-            model.eval()
-            acc = float((_sop_forward(model, val[0])["pred"] == val[1]).float().mean())
-            if not history or acc > max(history):
-                best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            history.append(acc)
-            model.train()
-    model.eval()
-    if val is not None:
-        model.load_state_dict(best)
-    return history
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
 
-
-@torch.no_grad()
-def _sop_forward(model: SumOfParts, enc: EncodedBatch, batch_size: int = 256) -> dict[str, Tensor]:
-    preds, tops, top_w = [], [], []
-    for idx in torch.arange(len(enc.input_ids)).split(batch_size):
+    def batch_loss(idx: Tensor) -> Tensor:
         out = model(
             enc.input_ids[idx], unit_valid=enc.unit_valid[idx], always_on=enc.always_on[idx]
         )
-        pred = out.prediction.argmax(-1)
-        rows = torch.arange(len(pred))
-        contrib = out.contributions[rows, :, pred]  # (b, G) for the predicted class
-        preds.append(pred)
-        tops.append(top_group_masks(out))
-        top_w.append(out.weights[rows, contrib.argmax(-1), pred])
-    # top_weight: selector weight of the top-contribution group for the predicted class.
-    return {"pred": torch.cat(preds), "top": torch.cat(tops), "top_weight": torch.cat(top_w)}
+        return F.cross_entropy(out.prediction, labels[idx])
 
+    def val_accuracy() -> float:
+        assert val is not None
+        return float((sop_forward(model, val[0])["pred"] == val[1]).float().mean())
 
-def both_in_top_group_rate(
-    model: SumOfParts, enc: EncodedBatch, data: ConjunctionData, rows: Tensor
-) -> float:
-    """Fraction of ``rows`` (positive examples) whose top-contribution group has A and B."""
-    top = _sop_forward(model, _subset(enc, rows))["top"]
-    # Token i of a sentence sits at position i + 1 (after [CLS]).
-    pa = torch.as_tensor(data.pos_a[rows.numpy()]) + 1
-    pb = torch.as_tensor(data.pos_b[rows.numpy()]) + 1
-    r = torch.arange(len(rows))
-    return float((top[r, pa] & top[r, pb]).float().mean())
-
-
-@torch.no_grad()
-def group_diversity(
-    model: SumOfParts, enc: EncodedBatch, data: ConjunctionData, rows: Tensor
-) -> dict[str, float]:
-    """Mean number of groups holding both words, and of distinct masks, per example in ``rows``."""
-    sub = _subset(enc, rows)
-    out = model(sub.input_ids, unit_valid=sub.unit_valid, always_on=sub.always_on)
-    masks = out.masks > 0.5  # (n, G, L)
-    r = torch.arange(len(rows))
-    pa = torch.as_tensor(data.pos_a[rows.numpy()]) + 1
-    pb = torch.as_tensor(data.pos_b[rows.numpy()]) + 1
-    both = masks[r, :, pa] & masks[r, :, pb]  # (n, G)
-    distinct = [len({tuple(m.tolist()) for m in masks[i]}) for i in range(len(rows))]
-    return {
-        "groups_with_both_words": float(both.sum(1).float().mean()),
-        "distinct_masks": float(np.mean(distinct)),
-    }
-
-
-def _subset(enc: EncodedBatch, rows: Tensor) -> EncodedBatch:
-    return EncodedBatch(
-        enc.input_ids[rows],
-        enc.token_type_ids[rows],
-        enc.unit_valid[rows],
-        enc.always_on[rows],
-        enc.text_positions[rows],
+    history = train_epochs(
+        model,
+        batch_loss,
+        len(labels),
+        opt,
+        epochs=epochs,
+        batch_size=batch_size,
+        gen=gen,
+        val_score=None if val is None else val_accuracy,
+        desc="sop",
+        progress=progress,
     )
+    return history["val"]
 
 
 @torch.no_grad()
@@ -207,143 +141,8 @@ def _accuracy_bert(backbone: BertSOPBackbone, enc: EncodedBatch, labels: Tensor)
     return float((logits.argmax(-1) == labels).float().mean())
 
 
-def _credit(scores: Tensor, pa: int, pb: int) -> dict[str, float]:
-    """Shares of total |attribution| on A, on B, and the balance min/max of A's and B's."""
-    a, b = float(scores[pa]), float(scores[pb])
-    total = float(scores.abs().sum()) + 1e-12
-    hi = max(abs(a), abs(b))
-    return {
-        "share_a": abs(a) / total,
-        "share_b": abs(b) / total,
-        "balance": min(abs(a), abs(b)) / hi if hi > 0 else 0.0,
-    }
-
-
-def _explain_example(
-    backbone: BertSOPBackbone,
-    sop: SumOfParts,
-    ids: Tensor,
-    pa: int,
-    pb: int,
-    *,
-    seed: int,
-    shap_samples: int,
-) -> dict[str, Any]:
-    """Per-token attributions, credit split and insertion/deletion AUCs for one example."""
-    from captum.attr import FeatureAblation, IntegratedGradients, KernelShap
-
-    length = ids.shape[0]
-    emb = backbone.word_embeddings(ids[None])[0].detach()  # (L, D)
-    base = backbone.baseline_embedding().detach().expand_as(emb).clone()
-    # [CLS] and [SEP] stay put in every method (SOP keeps them in every group too).
-    base[0], base[-1] = emb[0], emb[-1]
-    ones = torch.ones(1, length)
-
-    def f(e: Tensor) -> Tensor:
-        return backbone.forward_embeds(e, ones.expand(e.shape[0], -1))[0]
-
-    with torch.no_grad():
-        target = int(f(emb[None]).argmax(-1))
-    token_mask = torch.arange(length).view(1, length, 1).expand(1, length, emb.shape[1])
-    torch.manual_seed(seed)
-    attrs = {
-        "integrated_gradients": IntegratedGradients(f)
-        .attribute(emb[None], baselines=base[None], target=target, n_steps=32)
-        .sum(-1)[0],
-        "feature_ablation": FeatureAblation(f)
-        .attribute(emb[None], baselines=base[None], target=target, feature_mask=token_mask)
-        .mean(-1)[0],
-        "kernel_shap": KernelShap(f)
-        .attribute(
-            emb[None],
-            baselines=base[None],
-            target=target,
-            feature_mask=token_mask,
-            n_samples=shap_samples,
-        )
-        .mean(-1)[0],
-    }
-    gen = torch.Generator().manual_seed(seed)
-    attrs["random"] = torch.rand(length, generator=gen)
-    result: dict[str, Any] = {"credit": {}, "aucs": {}}
-    unit_mask = torch.arange(length).view(length, 1)
-    for name, a in attrs.items():
-        a = a.detach()
-        if name != "random":
-            result["credit"][name] = _credit(a, pa, pb)
-        curves = insertion_deletion(
-            f, emb, a, feature_mask=unit_mask, baseline=base, task="classification"
-        )
-        result["aucs"][name] = curves.aucs
-    with torch.no_grad():
-        on = torch.zeros(1, length, dtype=torch.bool)
-        on[0, 0] = on[0, -1] = True
-        out = sop(ids[None], always_on=on)
-    masks = out.masks[0] > 0.5  # (G, L)
-    curves = grouped_insertion_deletion(
-        f,
-        emb,
-        masks.unsqueeze(-1),
-        out.contributions[0, :, target],
-        baseline=base,
-        task="classification",
-    )
-    result["aucs"]["sop_groups"] = curves.aucs
-    # Per-token SOP score: selector weight summed over the groups holding the token, scored on
-    # the same one-token-per-step curve as the baselines.
-    token_scores = (out.weights[0, :, target, None] * masks.float()).sum(0)
-    curves = insertion_deletion(
-        f, emb, token_scores, feature_mask=unit_mask, baseline=base, task="classification"
-    )
-    result["aucs"]["sop"] = curves.aucs
-    result["top_group"] = top_group_masks(out, torch.tensor([target]))[0].tolist()
-    result["token_attr"] = {k: v.detach().tolist() for k, v in attrs.items() if k != "random"}
-    return result
-
-
 def _mean_dicts(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-
-def _plot_groups(path: Path, examples: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(examples)
-    fig, axes = plt.subplots(2 * n, 1, figsize=(11, 0.9 * 2 * n + 0.6), squeeze=False)
-    cmap = plt.get_cmap("Reds")
-    for i, ex in enumerate(examples):
-        for j, (title, values) in enumerate(
-            (
-                ("SOP top group", [1.0 if t else 0.0 for t in ex["top_group"]]),
-                ("Integrated Gradients (|attr|, normalised)", ex["ig"]),
-            )
-        ):
-            ax = axes[2 * i + j, 0]
-            ax.axis("off")
-            ax.set_title(f"example {i}: {title}", fontsize=8, loc="left")
-            vmax = max(abs(v) for v in values) or 1.0
-            x = 0.0
-            for tok, v in zip(ex["tokens"], values, strict=True):
-                colour = cmap(0.15 + 0.75 * abs(v) / vmax) if v else (1, 1, 1, 1)
-                weight = "bold" if tok in ex["words"] else "normal"
-                ax.text(
-                    x,
-                    0.3,
-                    tok,
-                    fontsize=9,
-                    family="monospace",
-                    weight=weight,
-                    bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.5},
-                    transform=ax.transAxes,
-                )
-                x += (len(tok) + 1.5) * 0.0105
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
 
 
 DEFAULTS: dict[str, Any] = {
@@ -423,7 +222,7 @@ def _run_demo(
     s = {**DEFAULTS, **(QUICK if quick else {}), **overrides}
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    _seed(seed)
+    seed_everything(seed)
 
     train = make_conjunction_data(s["n_train"], seed=seed)
     val = make_conjunction_data(s["n_val"], seed=seed + 1)
@@ -476,14 +275,14 @@ def _run_demo(
         val=(enc_val, y_val),
     )
     t_sop = time.perf_counter() - t_sop
-    sop_acc = float((_sop_forward(sop, enc_test)["pred"] == y_test).float().mean())
-    untrained_acc = float((_sop_forward(untrained, enc_test)["pred"] == y_test).float().mean())
+    sop_acc = float((sop_forward(sop, enc_test)["pred"] == y_test).float().mean())
+    untrained_acc = float((sop_forward(untrained, enc_test)["pred"] == y_test).float().mean())
 
     pos_rows = torch.nonzero(y_test == 1).flatten()
     rate = both_in_top_group_rate(sop, enc_test, test, pos_rows)
     rate_untrained = both_in_top_group_rate(untrained, enc_test, test, pos_rows)
     # Size of the explanation: text tokens (not [CLS]/[SEP]) in the top group of positives.
-    pos_out = _sop_forward(sop, _subset(enc_test, pos_rows))
+    pos_out = sop_forward(sop, subset(enc_test, pos_rows))
     top_size = float((pos_out["top"] & ~enc_test.always_on[pos_rows]).sum(1).float().mean())
     top_weight = float(pos_out["top_weight"].mean())
     diversity = group_diversity(sop, enc_test, test, pos_rows[:256])
@@ -496,7 +295,7 @@ def _run_demo(
         length = int(enc_test.unit_valid[row].sum())
         ids = enc_test.input_ids[row, :length]
         pa, pb = int(test.pos_a[row]) + 1, int(test.pos_b[row]) + 1
-        res = _explain_example(
+        res = explain_example(
             backbone, sop, ids, pa, pb, seed=seed + k, shap_samples=s["shap_samples"]
         )
         per_example.append(res)
@@ -546,7 +345,7 @@ def _run_demo(
         },
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    _plot_groups(out_dir / "text_groups.png", figure_rows)
+    plot_groups(out_dir / "text_groups.png", figure_rows)
     with atomic_path(out_dir / "text_metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True))
     return metrics

@@ -1,6 +1,8 @@
-"""Sum-of-Parts for images: ViT adapters (pixel masking, token dropping), data readers, demo."""
+"""Sum-of-Parts for images: ViT adapters (pixel masking, token dropping), data readers, demo.
 
-from .baselines import BASELINE_METHODS, patch_feature_mask, posthoc_attribution
+The post-hoc baselines the demo compares SOP with are :mod:`sop_cosmo.attribution.baselines`.
+"""
+
 from .digits import DigitsSplit, load_digits_split, upsample_digits
 from .imagenet_s import (
     IGNORE_ID,
@@ -21,7 +23,6 @@ from .model import (
 )
 
 __all__ = [
-    "BASELINE_METHODS",
     "IGNORE_ID",
     "DigitsSplit",
     "ImageNetS",
@@ -33,8 +34,6 @@ __all__ = [
     "load_digits_split",
     "load_vit",
     "n_kept_units",
-    "patch_feature_mask",
-    "posthoc_attribution",
     "sop_vit_classifier",
     "tiny_vit",
     "upsample_digits",

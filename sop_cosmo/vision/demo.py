@@ -2,7 +2,7 @@
 
 1. Train a tiny ViT (local ``ViTConfig``, 8-pixel patches) on 32×32 digits. Half of every batch
    is shown with random 4-pixel units blanked (the way SOP masks a group), so the frozen
-   backbone later sees SOP's masked inputs in distribution (DESIGN.md §2, first lever).
+   backbone later sees SOP's masked inputs in distribution.
 2. Wrap it in Sum-of-Parts (frozen backbone) and train the generator and selector.
 3. Score SOP and captum baselines on the same backbone, the same 4-pixel unit grid and the
    same rule (probability of the backbone's full-input class; insertion high, deletion low).
@@ -18,37 +18,26 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from .._io import atomic_path
 from .._threads import torch_threads
-from ..attribution import grouped_insertion_deletion, insertion_deletion
-from ..core import SOPConfig, SumOfParts
-from .baselines import BASELINE_METHODS, patch_feature_mask, posthoc_attribution
+from .._training import train_epochs
+from ..core import SOPConfig
+from ..seeding import seed_everything
 from .digits import load_digits_split
-from .model import sop_vit_classifier, tiny_vit, vit_image_backbone, vit_token_backbone
+from .explain import compare_masking, evaluate_explanations
+from .figures import plot_groups
+from .model import sop_vit_classifier, tiny_vit, vit_token_backbone
 
-__all__ = [
-    "DEFAULTS",
-    "QUICK",
-    "compare_masking",
-    "evaluate_explanations",
-    "mask_units",
-    "run_demo",
-    "train_classifier",
-]
-
-METRICS = ("insertion/prob", "deletion/prob")
+__all__ = ["DEFAULTS", "QUICK", "mask_units", "run_demo", "train_classifier"]
 
 DEFAULTS: dict[str, Any] = {
     "image_size": 32,
@@ -90,16 +79,6 @@ QUICK: dict[str, Any] = {
     "timing_repeats": 1,
 }
 """What ``quick=True`` changes: a smoke run of seconds, not a measurement."""
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - seeds third-party code (captum, sklearn)
-    torch.manual_seed(seed)
-
-
-def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[Tensor]:
-    return list(torch.randperm(n, generator=gen).split(batch_size))
 
 
 def mask_units(
@@ -153,215 +132,31 @@ def train_classifier(
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=lr, total_steps=n_steps, pct_start=warmup
     )
-    history: dict[str, list[float]] = {"loss": [], "val_accuracy": []}
-    best_acc, best_state = -1.0, None
-    for _ in (bar := tqdm(range(epochs), desc=desc, leave=False, disable=not progress)):
-        module.train()
-        losses = []
-        for idx in _batches(len(y), batch_size, gen):
-            xb = x[idx] if augment is None else augment(x[idx], gen)
-            loss = F.cross_entropy(model(xb), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-        history["loss"].append(float(np.mean(losses)))
-        module.eval()
-        if val is not None:
-            acc = _accuracy(model, *val)
-            history["val_accuracy"].append(acc)
-            if acc > best_acc:
-                best_acc = acc
-                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
-    return history
+
+    def batch_loss(idx: Tensor) -> Tensor:
+        xb = x[idx] if augment is None else augment(x[idx], gen)
+        return F.cross_entropy(model(xb), y[idx])
+
+    history = train_epochs(
+        module,
+        batch_loss,
+        len(y),
+        opt,
+        epochs=epochs,
+        batch_size=batch_size,
+        gen=gen,
+        scheduler=sched,
+        val_score=None if val is None else lambda: _accuracy(model, *val),
+        desc=desc,
+        progress=progress,
+    )
+    return {"loss": history["loss"], "val_accuracy": history["val"]}
 
 
 @torch.no_grad()
 def _accuracy(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, batch: int = 128) -> float:
     preds = torch.cat([model(x[i : i + batch]).argmax(-1) for i in range(0, len(y), batch)])
     return float((preds == y).float().mean())
-
-
-def evaluate_explanations(
-    vit: nn.Module,
-    sop: SumOfParts,
-    images: Tensor,
-    *,
-    unit_size: int,
-    n_samples: int,
-    ig_steps: int = 32,
-    n_steps: int | None = 16,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[dict[str, dict[str, float]], dict[str, list[dict[str, float]]]]:
-    """Insertion/deletion AUCs of SOP and every captum baseline on ``images``.
-
-    All methods explain the same backbone, for the class it predicts on the full image, and are
-    scored by the same rule over the same grid of ``unit_size`` squares (hidden pixels = 0, the
-    mean). Two SOP entries:
-
-    - ``"sop"``: a per-unit score, the selector weight of that class summed over the groups
-      holding the unit (Σ_g w_g·m_g), on the same ``n_steps`` per-unit curve as the baselines
-      (units in no selected group tie at 0 and go in index order);
-    - ``"sop_groups"``: the grouped curve, one step per group in order of contribution w·y
-      (x-axis = fraction of groups, so it is not on the baselines' axis).
-
-    Returns
-    -------
-    summary : dict
-        Method -> metric -> mean AUC over the images.
-    per_image : dict
-        Method -> list of per-image AUC dicts.
-    """
-    vit.eval()
-    sop.eval()
-
-    def forward(b: Tensor) -> Tensor:
-        return vit(b).logits
-
-    fmask = patch_feature_mask(tuple(images.shape[-2:]), unit_size)
-    layer = vit.vit.embeddings.patch_embeddings.projection
-    methods = ("sop", "sop_groups", *BASELINE_METHODS)
-    per_image: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
-    for i, x in enumerate(tqdm(images, desc="explain", leave=False, disable=not progress)):
-        with torch.no_grad():
-            target = int(forward(x[None]).argmax(-1))
-            out = sop(x[None])
-        unit_masks = out.masks.flatten(2)[0]  # (G, N)
-        x_rep = x[None].expand(len(unit_masks), -1, -1, -1)
-        group_masks = sop.backbone.expand_mask(unit_masks, x_rep) > 0
-        res = grouped_insertion_deletion(
-            forward,
-            x,
-            group_masks,
-            out.contributions[0, :, target],
-            baseline=0.0,
-            task="classification",
-            batch_size=128,
-        )
-        per_image["sop_groups"].append({k: res.aucs[k] for k in METRICS})
-        unit_scores = (out.weights[0, :, target, None] * unit_masks).sum(0)  # (N,)
-        attrs = {"sop": sop.backbone.expand_mask(unit_scores, x[None]).reshape(x.shape)}
-        for method in BASELINE_METHODS:
-            attrs[method] = posthoc_attribution(
-                method,
-                forward,
-                x,
-                target,
-                patch_size=unit_size,
-                layer=layer,
-                n_samples=n_samples,
-                ig_steps=ig_steps,
-                seed=seed + i,
-            )
-        for method, attr in attrs.items():
-            res = insertion_deletion(
-                forward,
-                x,
-                attr,
-                feature_mask=fmask,
-                baseline=0.0,
-                n_steps=n_steps,
-                task="classification",
-                batch_size=128,
-            )
-            per_image[method].append({k: res.aucs[k] for k in METRICS})
-    summary = {
-        m: {k: float(np.mean([r[k] for r in rows])) for k in METRICS}
-        for m, rows in per_image.items()
-    }
-    return summary, per_image
-
-
-def compare_masking(
-    vit: nn.Module, x: Tensor, config: SOPConfig, *, repeats: int = 3, seed: int = 0
-) -> dict[str, float]:
-    """Time one SOP forward+backward with pixel masking and with token dropping.
-
-    Both variants run on the same generator masks (the same SOP parts, only the backbone
-    adapter differs). Also reports how often the two agree on each group's predicted class and
-    the correlation of their group logits.
-    """
-    torch.manual_seed(seed)
-    pix = SumOfParts(vit_image_backbone(vit), config)
-    tok = SumOfParts(vit_token_backbone(vit), config)
-    tok.load_state_dict(pix.state_dict())  # identical generator/selector: same masks
-    timings = {}
-    outs = {}
-    for name, model in (("pixels", pix), ("tokens", tok)):
-        model.train()
-        best = math.inf
-        for _ in range(repeats + 1):  # the first run warms up
-            t0 = time.perf_counter()
-            out = model(x)
-            out.prediction.sum().backward()
-            best = min(best, time.perf_counter() - t0) if _ > 0 else best
-            model.zero_grad(set_to_none=True)
-        timings[name] = best
-        with torch.no_grad():
-            model.eval()
-            outs[name] = model(x)
-    a, b = outs["pixels"].group_outputs, outs["tokens"].group_outputs
-    agree = (a.argmax(-1) == b.argmax(-1)).float().mean()
-    corr = torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1]
-    return {
-        "batch": len(x),
-        "n_groups": config.n_groups,
-        "pixels_s_per_step": timings["pixels"],
-        "tokens_s_per_step": timings["tokens"],
-        "speedup_tokens_over_pixels": timings["pixels"] / timings["tokens"],
-        "group_argmax_agreement": float(agree),
-        "group_logit_correlation": float(corr),
-        "same_masks": bool(torch.equal(outs["pixels"].masks, outs["tokens"].masks)),
-    }
-
-
-def _plot_groups(
-    path: Path, vit: nn.Module, sop: SumOfParts, images: Tensor, n_top: int = 3
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    sop.eval()
-    with torch.no_grad():
-        out = sop(images)
-        targets = vit(images).logits.argmax(-1)
-    n = len(images)
-    fig, axes = plt.subplots(n, n_top + 2, figsize=(2.2 * (n_top + 2), 2.2 * n), squeeze=False)
-    for i in range(n):
-        c = int(targets[i])
-        contrib = out.contributions[i, :, c]
-        order = torch.argsort(contrib, descending=True, stable=True)[:n_top]
-        img = images[i, 0].numpy()
-        axes[i, 0].imshow(img, cmap="gray")
-        axes[i, 0].set_title(f"pred {c}")
-        for j, g in enumerate(order.tolist()):
-            ax = axes[i, j + 1]
-            mask = sop.backbone.expand_mask(out.masks[i, g].flatten(), images[i : i + 1])[0]
-            ax.imshow(img, cmap="gray")
-            ax.imshow(
-                np.ma.masked_where(mask.numpy() < 0.5, mask.numpy()), cmap="autumn", alpha=0.5
-            )
-            ax.contour(mask.numpy(), levels=[0.5], colors="red", linewidths=0.8)
-            ax.set_title(f"group {g}: w={out.weights[i, g, c]:.2f}", fontsize=8)
-        ax = axes[i, -1]
-        ax.bar(range(out.weights.shape[1]), out.weights[i, :, c].numpy(), color="tab:blue")
-        ax.set_title("selector weights", fontsize=8)
-        ax.set_xlabel("group", fontsize=7)
-        for a in axes[i, :-1]:
-            a.set_xticks([])
-            a.set_yticks([])
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
 
 
 def run_demo(
@@ -426,7 +221,7 @@ def _run_demo(
     t_start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _seed_all(seed)
+    seed_everything(seed)
     unit = s["vit_patch"] if masking == "tokens" else s["unit_size"]
 
     data = load_digits_split(s["image_size"], seed=seed)
@@ -587,7 +382,7 @@ def _run_demo(
             "explanations": explain_time,
         },
     }
-    _plot_groups(out / "vision_groups.png", vit, sop, data.x_test[explain_idx[: s["n_show"]]])
+    plot_groups(out / "vision_groups.png", vit, sop, data.x_test[explain_idx[: s["n_show"]]])
     metrics["runtime_s"]["total"] = time.perf_counter() - t_start
     with atomic_path(out / "vision_metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=2))

@@ -6,14 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from sop_cosmo.attribution.baselines import (
-    METHODS,
-    attribute,
-    keep_top_patches,
-    patch_feature_mask,
-    patch_scores,
-    rise_saliency,
-)
+from sop_cosmo.attribution import keep_top_patches, patch_feature_mask, patch_scores, rise_saliency
+from sop_cosmo.attribution.baselines import METHODS, KernelShapF, OcclusionF, PosthocMethod
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,10 +30,9 @@ def _tiny_cnn(seed: int = 0) -> nn.Sequential:
 def test_every_method_returns_the_input_shape_per_column(method):
     net = _tiny_cnn()
     x = torch.randn(2, 20, 20)
-    attrs = [
-        attribute(method, net, x, t, patch_size=5, layer=net[0], n_samples=12, ig_steps=4)
-        for t in (0, 1)
-    ]
+    explainer = METHODS[method].from_settings(net, layer=net[0], n_samples=12, n_steps=4)
+    assert isinstance(explainer, PosthocMethod) and explainer.name == method
+    attrs = [explainer.attribute(x, target=t, patch_size=5) for t in (0, 1)]
     for a in attrs:
         assert a.shape == x.shape and torch.isfinite(a).all()
     if method != "random":  # the random scores do not depend on the target
@@ -52,10 +45,11 @@ def test_sampling_methods_are_seeded_and_leave_the_global_rng_alone():
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
-    a = attribute("kernel_shap", net, x, 0, patch_size=5, n_samples=16, seed=3)
+    shap = KernelShapF(net, n_samples=16)
+    a = shap.attribute(x, 0, patch_size=5, seed=3)
     assert torch.rand(1) == before  # the global RNG did not move
-    b = attribute("kernel_shap", net, x, 0, patch_size=5, n_samples=16, seed=3)
-    c = attribute("kernel_shap", net, x, 0, patch_size=5, n_samples=16, seed=4)
+    b = shap.attribute(x, 0, patch_size=5, seed=3)
+    c = shap.attribute(x, 0, patch_size=5, seed=4)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
@@ -63,7 +57,7 @@ def test_occlusion_is_the_output_drop_of_each_patch_including_cut_ones():
     net = _tiny_cnn()
     x = torch.randn(2, 20, 22)  # 22 = 4·5 + 2: the last column of patches is cut
     net = nn.Sequential(nn.Flatten(), nn.Linear(2 * 20 * 22, 2)).eval()
-    attr = attribute("occlusion", net, x, 1, patch_size=5, baseline=0.5)
+    attr = OcclusionF(net).attribute(x, 1, patch_size=5, baseline=0.5)
     fmask = patch_feature_mask((20, 22), 5)
     for unit in (0, 4, int(fmask.max())):  # first, last of the first row (cut), last
         hidden = torch.where(fmask == unit, torch.tensor(0.5), x)
@@ -110,8 +104,23 @@ def test_rise_ranks_the_only_region_the_model_reads_first():
 
 def test_bad_method_and_keep_fraction_are_refused():
     with pytest.raises(ValueError, match="method"):
-        attribute("fullgrad", _tiny_cnn(), torch.randn(2, 20, 20), 0, patch_size=5)
+        METHODS["fullgrad"].from_settings(_tiny_cnn()).attribute(
+            torch.randn(2, 20, 20), 0, patch_size=5
+        )
     with pytest.raises(ValueError, match="keep_fraction"):
         keep_top_patches(torch.rand(5), 0.0)
     with pytest.raises(ValueError, match="layer"):
-        attribute("layer_gradcam", _tiny_cnn(), torch.randn(2, 20, 20), 0, patch_size=5)
+        METHODS["layer_gradcam"].from_settings(_tiny_cnn()).attribute(
+            torch.randn(2, 20, 20), 0, patch_size=5
+        )
+    with pytest.raises(ValueError, match="n_sample"):  # a setting no method takes
+        METHODS["rise"].from_settings(_tiny_cnn(), n_sample=8)
+
+
+def test_registry_lists_every_method_once_in_table_order():
+    assert list(METHODS) == [
+        "integrated_gradients", "kernel_shap", "lime", "layer_gradcam", "rise", "occlusion",
+        "random",
+    ]  # fmt: skip
+    assert all(cls.name == name for name, cls in METHODS.items())
+    assert "fullgrad" not in METHODS and METHODS.get("fullgrad") is None

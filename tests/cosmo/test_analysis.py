@@ -3,21 +3,19 @@
 import numpy as np
 import pytest
 
-from sop_cosmo.cosmo.analysis import (
+from sop_cosmo.cosmo.maths.bootstrap import bootstrap_means, contributions, percentile_ci
+from sop_cosmo.cosmo.maths.group_types import (
     CLUSTER,
     OTHER,
     VOID,
-    bootstrap_means,
     classify_groups,
-    contributions,
     group_statistics,
-    map_indices,
-    percentile_ci,
     purity,
     threshold_sweep,
     type_weights,
     upsample_masks,
 )
+from sop_cosmo.cosmo.maths.selection import map_indices
 
 # ------------------------------------------------------------------------------- upsampling
 

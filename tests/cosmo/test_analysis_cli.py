@@ -9,15 +9,17 @@ import pytest
 from scipy import ndimage
 
 from sop_cosmo.cli import main
-from sop_cosmo.cosmo.analysis import (
+from sop_cosmo.cosmo.config import TrainConfig
+from sop_cosmo.cosmo.maths.group_types import (
     STAT_NAMES,
     TYPE_NAMES,
-    analyze,
     classify_groups,
     group_statistics,
     upsample_masks,
 )
-from sop_cosmo.cosmo.train import TrainConfig, evaluate, train
+from sop_cosmo.cosmo.stages.analyse import analyze
+from sop_cosmo.cosmo.stages.evaluate import evaluate
+from sop_cosmo.cosmo.stages.train import train
 
 # Trains a tiny cnn and SOP once per module (~10-15 s on a loaded 2-core machine).
 pytestmark = pytest.mark.slow

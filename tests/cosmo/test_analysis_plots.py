@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sop_cosmo.cosmo.plots import _outline
+from sop_cosmo.cosmo.figures import _outline
 
 
 def _edges(segs):

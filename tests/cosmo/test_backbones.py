@@ -1,12 +1,11 @@
 import pytest
 import torch
 
-from sop_cosmo.cosmo.backbones import (
+from sop_cosmo.cosmo.models import (
     CNNRegressor,
     SOPRegressor,
     StatsMLP,
     build_model,
-    default_options,
 )
 
 
@@ -63,7 +62,7 @@ def test_stats_mlp_and_option_errors():
     with pytest.raises(ValueError, match=r"unknown keys \['depth'\]"):
         build_model("cnn", in_channels=1, patch_size=66, n_outputs=2, options={"depth": 3})
     with pytest.raises(ValueError, match="model"):
-        default_options("resnet")
+        build_model("resnet", in_channels=1, patch_size=66, n_outputs=2)
 
 
 def test_random_mask_training_masks_only_in_training():

@@ -1,4 +1,4 @@
-"""The train and evaluate subcommands exactly as DESIGN.md §3.3 writes them."""
+"""The train and evaluate subcommands exactly as docs/contracts.md ("CLI") writes them."""
 
 import json
 

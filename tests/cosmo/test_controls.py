@@ -9,18 +9,17 @@ import torch
 from scipy.stats import spearmanr
 
 from sop_cosmo.cli import main
-from sop_cosmo.cosmo.controls import (
-    ControlSpec,
-    gaussian_fields,
+from sop_cosmo.cosmo.config import TrainConfig
+from sop_cosmo.cosmo.dataset import load_split
+from sop_cosmo.cosmo.maths.planted import ControlSpec, gaussian_fields, plant, planted_scales
+from sop_cosmo.cosmo.models import load_model
+from sop_cosmo.cosmo.stages.controls import (
     judge,
-    plant,
-    planted_scales,
     run_controls,
     untrained_checkpoint,
     write_control,
 )
-from sop_cosmo.cosmo.data import load_split
-from sop_cosmo.cosmo.train import TrainConfig, load_model, train
+from sop_cosmo.cosmo.stages.train import train
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +154,7 @@ def test_untrained_twin_is_the_trainers_initialisation(planted, tmp_path):
     twin = untrained_checkpoint(sop, cnn, tmp_path / "twin" / "model.pt")
     trained, _ = load_model(sop)
     fresh, ckpt = load_model(twin)
-    assert ckpt["untrained"] and ckpt["step"] == 0
+    assert ckpt.payload["untrained"] and ckpt.step == 0
     a, b = trained.state_dict(), fresh.state_dict()
     assert a.keys() == b.keys()
     for key in a:

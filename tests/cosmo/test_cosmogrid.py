@@ -2,7 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
-from sop_cosmo.cosmo.cosmogrid import (
+from sop_cosmo.cosmo.contracts.cosmogrid import (
     CosmoGridError,
     find_maps,
     map_filename,

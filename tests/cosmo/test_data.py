@@ -1,4 +1,4 @@
-"""Reading patch files into standardised tensors (sop_cosmo.cosmo.data)."""
+"""Reading patch files into standardised tensors (sop_cosmo.cosmo.dataset)."""
 
 import io
 import json
@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from sop_cosmo.cosmo.data import Normalization, load_split, read_attrs
+from sop_cosmo.cosmo.contracts.patchfile import read_attrs
+from sop_cosmo.cosmo.dataset import Normalization, load_split
+from tests.cosmo.tree import write_patches
 
 ATTRS = {
     "pixel_arcmin": 2.0,
@@ -20,20 +22,16 @@ ATTRS = {
 
 
 def make_patch_file(path, n=64, *, bins=2, size=16, seed=0, first_id=0, om=None):
-    """A tiny §3.2 patch file whose κ std grows with σ8 and mean with Ωm (learnable)."""
+    """A tiny patch file whose κ std grows with σ8 and mean with Ωm (learnable)."""
     rng = np.random.default_rng(seed)
     om = rng.uniform(0.2, 0.4, n) if om is None else np.full(n, om)
     s8 = rng.uniform(0.6, 1.0, n)
     noise = rng.standard_normal((n, bins, size, size))
     kappa = 0.01 * s8[:, None, None, None] * noise + 0.005 * om[:, None, None, None]
     kappa[:, -1] *= 3  # bins with different scales: per-bin standardisation matters
-    with h5py.File(path, "w") as f:
-        f["kappa"] = kappa.astype("f4")
-        f["params"] = np.stack([om, s8], 1).astype("f4")
-        f["params"].attrs["names"] = ["Om", "s8"]
-        f["cosmo_id"] = np.arange(first_id, first_id + n, dtype="i8")
-        f.attrs.update(ATTRS, patch_size=size, bins=list(range(1, bins + 1)))
-    return path
+    params = np.stack([om, s8], 1).astype("f4")
+    ids = np.arange(first_id, first_id + n, dtype="i8")
+    return write_patches(path, kappa.astype("f4"), params, ids, names=["Om", "s8"], **ATTRS)
 
 
 @pytest.fixture

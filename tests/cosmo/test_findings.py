@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sop_cosmo.cosmo.findings import (
+from sop_cosmo.cosmo.stages.report import (
     contribution_rows,
     describe_baselines,
     describe_controls,

@@ -3,14 +3,14 @@ import healpy as hp
 import numpy as np
 import pytest
 
-from sop_cosmo.cosmo.cosmogrid import find_maps, read_map
-from sop_cosmo.cosmo.patches import (
+from sop_cosmo.cosmo.contracts.cosmogrid import find_maps, read_map
+from sop_cosmo.cosmo.maths.sky import (
     add_shape_noise,
     patch_geometry,
-    preprocess,
     smooth,
     split_by_cosmology,
 )
+from sop_cosmo.cosmo.stages.preprocess import preprocess
 from tests.cosmo.tree import make_tree
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sop_cosmo.cli import main
-from sop_cosmo.cosmo.cosmogrid import read_metainfo
+from sop_cosmo.cosmo.contracts.cosmogrid import read_metainfo
 
 
 @pytest.fixture(scope="module")

@@ -6,23 +6,23 @@ import csv
 import json
 import math
 
-import h5py
 import numpy as np
 import pytest
 import torch
 
 from sop_cosmo.cli import main
-from sop_cosmo.cosmo.posthoc import (
-    ALL_METHODS,
+from sop_cosmo.cosmo.config import TrainConfig
+from sop_cosmo.cosmo.explain import (
     MethodResult,
     backbone_forward,
     explain_map,
     fidelity_predictions,
-    parse_methods,
-    run_baselines,
     sop_patch_scores,
 )
-from sop_cosmo.cosmo.train import TrainConfig, load_model, train
+from sop_cosmo.cosmo.models import load_model
+from sop_cosmo.cosmo.stages.attribute import ALL_METHODS, parse_methods, run_baselines
+from sop_cosmo.cosmo.stages.train import train
+from tests.cosmo.tree import write_patches
 
 
 def _patch_file(path, n, seed):
@@ -30,15 +30,7 @@ def _patch_file(path, n, seed):
     params = np.stack([rng.uniform(0.1, 0.5, n), rng.uniform(0.4, 1.4, n)], 1).astype("f4")
     kappa = 0.01 * params[:, 1, None, None, None] * rng.standard_normal((n, 2, 24, 24))
     kappa = (kappa + 0.005 * params[:, 0, None, None, None]).astype("f4")
-    with h5py.File(path, "w") as f:
-        f["kappa"] = kappa
-        f["params"] = params
-        f["params"].attrs["names"] = ["Om", "s8"]
-        f["cosmo_id"] = np.arange(n, dtype="i8") + 1000 * seed
-        f.attrs.update(
-            {"pixel_arcmin": 6.87, "patch_size": 24, "nside": 64, "bins": [1, 2],
-             "smoothing_arcmin": 0.0, "noise": "none", "source": "simulated"}
-        )  # fmt: skip
+    write_patches(path, kappa, params, np.arange(n, dtype="i8") + 1000 * seed)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -118,7 +110,7 @@ def test_keep_fraction_one_gives_the_full_backbone(run, tmp_path):
 
 @pytest.mark.slow
 def test_cli_baselines_end_to_end(run, tmp_path, capsys):
-    from sop_cosmo.cosmo.analysis import analyze
+    from sop_cosmo.cosmo.stages.analyse import analyze
 
     out = tmp_path / "b"
     args = ["baselines", "--checkpoint", str(run / "sop" / "model.pt"), "--data",

@@ -1,4 +1,5 @@
-"""Tests of the built-in lognormal CosmoGridV1 simulator (sop_cosmo.cosmo.simulate)."""
+"""Tests of the built-in lognormal CosmoGridV1 simulator (sop_cosmo.cosmo.stages.simulate,
+sop_cosmo.cosmo.maths.cosmology, sop_cosmo.cosmo.maths.lognormal)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,20 @@ import numpy as np
 import pytest
 from scipy.stats import skew
 
-from sop_cosmo.cosmo import simulate as sim
+from sop_cosmo.cosmo.maths.cosmology import (
+    FIDUCIAL,
+    draw_cosmologies,
+    om_s8_allowed,
+    scalar_amplitude,
+)
+from sop_cosmo.cosmo.maths.lognormal import (
+    gaussian_cls,
+    kappa_cls,
+    lognormal_maps,
+    lognormal_shifts,
+    redshift_bins,
+)
+from sop_cosmo.cosmo.stages.simulate import simulate_grid
 
 SEED = 11
 N_COSMO, N_PERMS, NSIDE = 3, 2, 32
@@ -27,6 +41,12 @@ def _map_path(root: Path, i: int, j: int) -> Path:
     )
 
 
+def _simulate(root: Path, n_cosmologies: int, n_perms: int, nside: int, seed: int, **kw) -> Path:
+    return simulate_grid(
+        root, n_cosmologies=n_cosmologies, n_perms=n_perms, nside=nside, seed=seed, **kw
+    )
+
+
 def _kappa(path: Path) -> np.ndarray:
     with h5py.File(path, "r") as f:
         return np.stack([f[f"kg/{b}"][()] for b in BINS])
@@ -35,14 +55,14 @@ def _kappa(path: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("grid")
-    meta = sim.simulate_grid(root, N_COSMO, N_PERMS, NSIDE, SEED, progress=False)
+    meta = _simulate(root, N_COSMO, N_PERMS, NSIDE, SEED, progress=False)
     assert meta == root / "CosmoGrid" / "CosmoGridV1_metainfo.h5"
     return root
 
 
 @pytest.fixture(scope="module")
 def nz() -> tuple[np.ndarray, np.ndarray]:
-    return sim.redshift_bins()
+    return redshift_bins()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,7 +128,7 @@ def test_metainfo_rows_match_the_map_folders(grid: Path) -> None:
             with h5py.File(perm / "projected_probes_maps_nobaryons512.h5", "r") as f:
                 for k in ("Om", "s8", "H0", "Ob", "ns", "w0", "As"):
                     assert f.attrs[k] == row[k]
-    assert np.all(sim.om_s8_allowed(table["Om"], table["s8"]))
+    assert np.all(om_s8_allowed(table["Om"], table["s8"]))
 
 
 def test_maps_are_shifted_lognormal(grid: Path) -> None:
@@ -121,14 +141,14 @@ def test_maps_are_shifted_lognormal(grid: Path) -> None:
 
 
 def test_scalar_amplitude_positive_and_increasing_with_s8() -> None:
-    a_s = [sim.scalar_amplitude({"Om": 0.3, "s8": s8}) for s8 in (0.6, 0.8, 1.0, 1.2)]
+    a_s = [scalar_amplitude({"Om": 0.3, "s8": s8}) for s8 in (0.6, 0.8, 1.0, 1.2)]
     assert all(a > 0 for a in a_s)
     assert np.all(np.diff(a_s) > 0)
     # linear theory: A_s ∝ s8² at fixed other parameters
     assert np.allclose(np.array(a_s) / np.array([0.6, 0.8, 1.0, 1.2]) ** 2, a_s[2], rtol=1e-6)
     # Planck-like cosmology without massive neutrinos: A_s = 2.1e-9 gives σ8 ≈ 0.83
     planck = {"Om": 0.315, "s8": 0.83, "H0": 67.36, "Ob": 0.0493, "ns": 0.9649, "w0": -1.0}
-    assert 1.8e-9 < sim.scalar_amplitude(planck) < 2.4e-9
+    assert 1.8e-9 < scalar_amplitude(planck) < 2.4e-9
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,7 +157,7 @@ def test_scalar_amplitude_positive_and_increasing_with_s8() -> None:
 def test_same_seed_gives_identical_bytes_independent_of_grid_size(
     grid: Path, tmp_path: Path
 ) -> None:
-    sim.simulate_grid(tmp_path, 2, 1, NSIDE, SEED, progress=False)
+    _simulate(tmp_path, 2, 1, NSIDE, SEED, progress=False)
     for i in (1, 2):
         a, b = _kappa(_map_path(grid, i, 0)), _kappa(_map_path(tmp_path, i, 0))
         assert a.tobytes() == b.tobytes()
@@ -153,33 +173,33 @@ def test_perms_and_cosmologies_differ(grid: Path) -> None:
 
 def test_written_map_equals_the_public_pieces(grid: Path, nz: tuple) -> None:
     z, n_z = nz
-    params = sim.draw_cosmologies(1, SEED)[0]
-    cls = sim.kappa_cls(params, 3 * NSIDE - 1, z, n_z)
-    shifts = sim.lognormal_shifts(params, z, n_z)
+    params = draw_cosmologies(1, SEED)[0]
+    cls = kappa_cls(params, 3 * NSIDE - 1, z, n_z)
+    shifts = lognormal_shifts(params, z, n_z)
     rng = np.random.default_rng(np.random.SeedSequence(SEED).spawn(2)[1].spawn(2)[1])
-    expected = sim.lognormal_maps(cls, shifts, NSIDE, rng)
+    expected = lognormal_maps(cls, shifts, NSIDE, rng)
     assert expected.shape == (4, 12 * NSIDE**2) and expected.dtype == np.float32
     np.testing.assert_array_equal(_kappa(_map_path(grid, 1, 1)), expected)
 
 
 def test_rerun_resumes_without_rewriting(tmp_path: Path) -> None:
-    sim.simulate_grid(tmp_path, 2, 1, 8, 3, progress=False)
+    _simulate(tmp_path, 2, 1, 8, 3, progress=False)
     maps = sorted(tmp_path.rglob("projected_probes_maps_nobaryons512.h5"))
     before = {p: p.stat().st_mtime_ns for p in maps}
-    sim.simulate_grid(tmp_path, 2, 1, 8, 3, progress=False)
+    _simulate(tmp_path, 2, 1, 8, 3, progress=False)
     assert {p: p.stat().st_mtime_ns for p in maps} == before
 
 
 def test_stray_folders_from_a_bigger_grid_are_refused(tmp_path: Path) -> None:
-    sim.simulate_grid(tmp_path, 2, 2, 8, 3, progress=False)
+    _simulate(tmp_path, 2, 2, 8, 3, progress=False)
     with pytest.raises(ValueError, match="out_root"):
-        sim.simulate_grid(tmp_path, 1, 2, 8, 3, progress=False)
+        _simulate(tmp_path, 1, 2, 8, 3, progress=False)
     with pytest.raises(ValueError, match="out_root"):
-        sim.simulate_grid(tmp_path, 2, 1, 8, 3, progress=False)
+        _simulate(tmp_path, 2, 1, 8, 3, progress=False)
 
 
 def test_progress_bar_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    sim.simulate_grid(tmp_path, 1, 2, 4, 0, progress=True)
+    _simulate(tmp_path, 1, 2, 4, 0, progress=True)
     assert "2/2" in capsys.readouterr().err
 
 
@@ -187,31 +207,31 @@ def test_progress_bar_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixtu
 # cosmologies
 # ---------------------------------------------------------------------------------------------
 def test_draws_respect_priors_polygon_and_are_reproducible() -> None:
-    draws = sim.draw_cosmologies(24, seed=5)
+    draws = draw_cosmologies(24, seed=5)
     assert len(draws) == 24
     om = np.array([d["Om"] for d in draws])
     s8 = np.array([d["s8"] for d in draws])
     assert np.all((om >= 0.1) & (om <= 0.5) & (s8 >= 0.4) & (s8 <= 1.4))
-    assert np.all(sim.om_s8_allowed(om, s8))
+    assert np.all(om_s8_allowed(om, s8))
     assert len(set(om)) == 24
     for d in draws:
         assert set(d) == {"Om", "s8", "H0", "Ob", "ns", "w0", "As"}
         assert (d["H0"], d["Ob"], d["ns"], d["w0"]) == (67.36, 0.0493, 0.9649, -1.0)
-    assert sim.draw_cosmologies(24, seed=5) == draws
-    assert sim.draw_cosmologies(10, seed=5) == draws[:10]  # prefix-stable
-    assert sim.draw_cosmologies(4, seed=6) != draws[:4]
+    assert draw_cosmologies(24, seed=5) == draws
+    assert draw_cosmologies(10, seed=5) == draws[:10]  # prefix-stable
+    assert draw_cosmologies(4, seed=6) != draws[:4]
 
 
 def test_polygon_membership() -> None:
     inside = [(0.3, 0.8), (0.15, 1.3), (0.45, 0.5), (0.2, 0.9)]
     outside = [(0.45, 1.3), (0.12, 0.45), (0.35, 1.2), (0.15, 0.5), (0.6, 0.8)]
-    assert np.all(sim.om_s8_allowed(*np.array(inside).T))
-    assert not np.any(sim.om_s8_allowed(*np.array(outside).T))
+    assert np.all(om_s8_allowed(*np.array(inside).T))
+    assert not np.any(om_s8_allowed(*np.array(outside).T))
 
 
 def test_vary_draws_other_parameters_in_canonical_order() -> None:
-    draws = sim.draw_cosmologies(6, seed=2, vary=("w0", "H0"))
-    assert draws == sim.draw_cosmologies(6, seed=2, vary=("H0", "w0"))
+    draws = draw_cosmologies(6, seed=2, vary=("w0", "H0"))
+    assert draws == draw_cosmologies(6, seed=2, vary=("H0", "w0"))
     w0 = np.array([d["w0"] for d in draws])
     h0 = np.array([d["H0"] for d in draws])
     assert np.all((w0 >= -2.0) & (w0 <= -0.333)) and len(set(w0)) == 6
@@ -228,11 +248,11 @@ def test_redshift_bin_means(nz: tuple) -> None:
     np.testing.assert_allclose(np.trapezoid(n_z, z, axis=1), 1.0, rtol=1e-10)
     means = np.trapezoid(n_z * z, z, axis=1)
     np.testing.assert_allclose(means, [0.31, 0.48, 0.76, 0.94], atol=0.03)
-    assert sim.redshift_bins(n_z=64)[1].shape == (4, 64)
+    assert redshift_bins(n_z=64)[1].shape == (4, 64)
 
 
 def test_kappa_cls_shape_and_ordering(nz: tuple) -> None:
-    cls = sim.kappa_cls(sim.FIDUCIAL, 95, *nz)
+    cls = kappa_cls(FIDUCIAL, 95, *nz)
     assert cls.shape == (4, 4, 96)
     np.testing.assert_array_equal(cls, cls.transpose(1, 0, 2))
     assert not np.any(cls[..., :2])
@@ -241,25 +261,25 @@ def test_kappa_cls_shape_and_ordering(nz: tuple) -> None:
 
 
 def test_shift_heuristic(nz: tuple) -> None:
-    lam = sim.lognormal_shifts(sim.FIDUCIAL, *nz)
+    lam = lognormal_shifts(FIDUCIAL, *nz)
     assert lam[-1] == pytest.approx(0.027)
     assert np.all(np.diff(lam) > 0)
-    low, high = (sim.lognormal_shifts({"Om": om, "s8": 0.8}, *nz) for om in (0.1, 0.5))
+    low, high = (lognormal_shifts({"Om": om, "s8": 0.8}, *nz) for om in (0.1, 0.5))
     assert np.all(high > 2.5 * low)
-    assert np.array_equal(lam, sim.lognormal_shifts({**sim.FIDUCIAL, "s8": 1.2}, *nz))
+    assert np.array_equal(lam, lognormal_shifts({**FIDUCIAL, "s8": 1.2}, *nz))
 
 
 def test_recovered_power_spectra_match_the_input(nz: tuple) -> None:
     nside, n_real = 128, 3
     lmax = 3 * nside - 1
-    cls = sim.kappa_cls(sim.FIDUCIAL, lmax, *nz)
-    shifts = sim.lognormal_shifts(sim.FIDUCIAL, *nz)
-    _, clipped = sim.gaussian_cls(cls, shifts)
+    cls = kappa_cls(FIDUCIAL, lmax, *nz)
+    shifts = lognormal_shifts(FIDUCIAL, *nz)
+    _, clipped = gaussian_cls(cls, shifts)
     assert clipped == 0.0
     pairs = [(0, 0), (1, 1), (2, 2), (3, 3), (0, 3), (1, 2)]
     measured = {p: np.zeros(lmax + 1) for p in pairs}
     for r in range(n_real):
-        maps = sim.lognormal_maps(cls, shifts, nside, np.random.default_rng([r, 2024]))
+        maps = lognormal_maps(cls, shifts, nside, np.random.default_rng([r, 2024]))
         # anafast's two steps, so that each map is analysed once for autos and crosses
         alms = [hp.map2alm(m.astype(float), lmax=lmax, iter=1) for m in maps]
         for a, b in pairs:
@@ -275,8 +295,8 @@ def test_std_and_skewness_respond_to_om_and_s8(nz: tuple) -> None:
 
     def stats(om: float, s8: float) -> tuple[np.ndarray, np.ndarray]:
         p = {"Om": om, "s8": s8}
-        cls = sim.kappa_cls(p, 3 * nside - 1, *nz)
-        kappa = sim.lognormal_maps(cls, sim.lognormal_shifts(p, *nz), nside, 7).astype(float)
+        cls = kappa_cls(p, 3 * nside - 1, *nz)
+        kappa = lognormal_maps(cls, lognormal_shifts(p, *nz), nside, 7).astype(float)
         return kappa.std(axis=1), skew(kappa, axis=1)
 
     # the same seed for every cosmology: the differences are not sample variance
@@ -314,7 +334,7 @@ def test_std_and_skewness_respond_to_om_and_s8(nz: tuple) -> None:
 def test_simulate_grid_rejects_bad_arguments(tmp_path: Path, kwargs: dict, name: str) -> None:
     args = {"n_cosmologies": 1, "n_perms": 1, "nside": 8, "seed": 0, **kwargs}
     with pytest.raises(ValueError, match=name):
-        sim.simulate_grid(tmp_path / "out", progress=False, **args)
+        simulate_grid(tmp_path / "out", progress=False, **args)
     assert not (tmp_path / "out").exists()
 
 
@@ -322,32 +342,32 @@ def test_out_root_must_be_a_folder(tmp_path: Path) -> None:
     path = tmp_path / "file"
     path.write_text("x")
     with pytest.raises(ValueError, match="out_root"):
-        sim.simulate_grid(path, 1, 1, 8, 0, progress=False)
+        _simulate(path, 1, 1, 8, 0, progress=False)
 
 
 def test_other_functions_reject_bad_arguments(nz: tuple) -> None:
     z, n_z = nz
-    cls = sim.kappa_cls(sim.FIDUCIAL, 23, z, n_z)
-    shifts = sim.lognormal_shifts(sim.FIDUCIAL, z, n_z)
+    cls = kappa_cls(FIDUCIAL, 23, z, n_z)
+    shifts = lognormal_shifts(FIDUCIAL, z, n_z)
     with pytest.raises(ValueError, match=r"\bn must"):
-        sim.draw_cosmologies(0, 1)
+        draw_cosmologies(0, 1)
     with pytest.raises(ValueError, match="n_z"):
-        sim.redshift_bins(n_z=4)
+        redshift_bins(n_z=4)
     with pytest.raises(ValueError, match="params"):
-        sim.kappa_cls({"Om": 0.3}, 23, z, n_z)
+        kappa_cls({"Om": 0.3}, 23, z, n_z)
     with pytest.raises(ValueError, match="lmax"):
-        sim.kappa_cls(sim.FIDUCIAL, 0, z, n_z)
+        kappa_cls(FIDUCIAL, 0, z, n_z)
     with pytest.raises(ValueError, match="nz"):
-        sim.kappa_cls(sim.FIDUCIAL, 23, z, n_z[:, :-1])
+        kappa_cls(FIDUCIAL, 23, z, n_z[:, :-1])
     with pytest.raises(ValueError, match="shifts"):
-        sim.lognormal_maps(cls, shifts[:3], 8, 0)
+        lognormal_maps(cls, shifts[:3], 8, 0)
     with pytest.raises(ValueError, match="shifts"):
-        sim.lognormal_maps(cls, -shifts, 8, 0)
+        lognormal_maps(cls, -shifts, 8, 0)
     with pytest.raises(ValueError, match="shifts"):
-        sim.lognormal_maps(cls, shifts * 1e-3, 8, 0)  # ξ_κ/λ² ≤ −1 somewhere
+        lognormal_maps(cls, shifts * 1e-3, 8, 0)  # ξ_κ/λ² ≤ −1 somewhere
     with pytest.raises(ValueError, match="nside"):
-        sim.lognormal_maps(cls, shifts, 12, 0)
+        lognormal_maps(cls, shifts, 12, 0)
     with pytest.raises(ValueError, match="rng"):
-        sim.lognormal_maps(cls, shifts, 8, None)
+        lognormal_maps(cls, shifts, 8, None)
     with pytest.raises(ValueError, match="cls"):
-        sim.lognormal_maps(cls[0], shifts, 8, 0)
+        lognormal_maps(cls[0], shifts, 8, 0)

@@ -9,20 +9,24 @@ import pytest
 import scipy.stats
 from scipy import ndimage
 
-from sop_cosmo.cosmo.stats import (
-    DEFAULT_NU_BINS,
-    DEFAULT_PS_BINS,
-    MOMENT_NAMES,
-    ell_bin_edges,
+from sop_cosmo.cosmo.maths.extrema import (
     find_minima,
     find_minima_batch,
     find_peaks,
     find_peaks_batch,
+)
+from sop_cosmo.cosmo.maths.spectra import (
+    DEFAULT_PS_BINS,
+    ell_bin_edges,
+    pixel_area_sr,
+    power_spectrum,
+)
+from sop_cosmo.cosmo.maths.summaries import (
+    DEFAULT_NU_BINS,
+    MOMENT_NAMES,
     minima_counts,
     moments,
     peak_counts,
-    pixel_area_sr,
-    power_spectrum,
     summary_statistics,
 )
 

@@ -16,17 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from sop_cosmo.cosmo import train as train_mod
-from sop_cosmo.cosmo.data import Normalization, load_split
-from sop_cosmo.cosmo.train import (
-    TrainConfig,
-    WarmupCosine,
-    evaluate,
-    load_model,
-    runtime_settings,
-    select_device,
-    train,
-)
+from sop_cosmo.cosmo import runtime as runtime_mod
+from sop_cosmo.cosmo.config import TrainConfig
+from sop_cosmo.cosmo.dataset import Normalization, load_split
+from sop_cosmo.cosmo.models import load_model
+from sop_cosmo.cosmo.runtime import runtime_settings, select_device
+from sop_cosmo.cosmo.stages import train as train_mod
+from sop_cosmo.cosmo.stages.evaluate import evaluate
+from sop_cosmo.cosmo.stages.train import WarmupCosine, train
 from tests.cosmo.test_data import make_patch_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,7 +96,7 @@ def test_training_writes_checkpoints_and_metrics(cnn_run):
 def test_finished_run_is_not_retrained_and_runtime_keys_may_change(files, cnn_run, caplog):
     before = (cnn_run / "model.pt").stat().st_mtime_ns
     cfg = _config(epochs=6, patience=None, num_workers=1, amp=False, device="auto")
-    with caplog.at_level(logging.INFO, logger="sop_cosmo.cosmo.train"):
+    with caplog.at_level(logging.INFO, logger="sop_cosmo.cosmo.stages.train"):
         assert train(*files, cnn_run, cfg, progress=False) == cnn_run / "model.pt"
     assert "already finished" in caplog.text
     assert (cnn_run / "model.pt").stat().st_mtime_ns == before
@@ -116,7 +113,7 @@ def test_incompatible_checkpoint_is_refused_naming_the_keys(files, cnn_run):
 
 
 def test_start_log_has_config_and_git_sha(files, tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="sop_cosmo.cosmo.train"):
+    with caplog.at_level(logging.INFO, logger="sop_cosmo.cosmo.stages.train"):
         train(*files, tmp_path, _config(epochs=1), progress=False)
     start = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("train "))
     assert '"lr": 0.003' in start and "git " in start
@@ -128,7 +125,8 @@ torch.set_num_threads({threads})
 from torch.optim.optimizer import register_optimizer_step_post_hook
 # slow every step down, so the parent can kill the run between checkpoints
 register_optimizer_step_post_hook(lambda *a, **k: time.sleep(0.04))
-from sop_cosmo.cosmo.train import TrainConfig, train
+from sop_cosmo.cosmo.config import TrainConfig
+from sop_cosmo.cosmo.stages.train import train
 train({train!r}, {val!r}, {out!r}, TrainConfig.from_dict(json.loads({cfg!r})), progress=False)
 """
 
@@ -176,7 +174,7 @@ def test_resume_after_sigkill_is_bit_identical(files, tmp_path, kind, caplog):
 
     step = _kill_after_first_checkpoint(files, killed, cfg)
     assert 0 < step < total, "the child must be killed mid-run"
-    with caplog.at_level(logging.INFO, logger="sop_cosmo.cosmo.train"):
+    with caplog.at_level(logging.INFO, logger="sop_cosmo.cosmo.stages.train"):
         train(*files, killed, cfg, progress=False)
     assert f"resuming {killed / 'last.pt'} from step {step}" in caplog.text
 
@@ -205,8 +203,8 @@ def test_early_stopping_ends_the_run(files, tmp_path, monkeypatch):
 
 
 def _hand_mse(model, ckpt, data_path):
-    norm = Normalization.from_dict(ckpt["norm"])
-    data = load_split(data_path, ckpt["kind"], norm=norm)
+    norm = Normalization.from_dict(ckpt.norm)
+    data = load_split(data_path, ckpt.kind, norm=norm)
     with torch.no_grad():
         pred = model(data.x).double().numpy()
     phys = pred * np.array(norm.target_std) + np.array(norm.target_mean)
@@ -242,7 +240,7 @@ def test_sop_trains_on_a_cnn_backbone_and_evaluates(files, cnn_run, tmp_path):
     model, ckpt = load_model(tmp_path / "sop" / "model.pt")
     cnn, _ = load_model(cnn_run / "model.pt")
     # the frozen backbone inside is the trained cnn, and sop reuses the cnn's normalisation
-    assert ckpt["norm"] == {
+    assert ckpt.norm == {
         **torch.load(cnn_run / "model.pt", weights_only=True)["norm"],
         "kind": "sop",
     }
@@ -284,7 +282,7 @@ def test_select_device_and_runtime_settings(monkeypatch):
     assert dev == torch.device("cpu")
     rt = runtime_settings(dev, amp=True, compile=True)
     assert not (rt.amp or rt.pin_memory or rt.non_blocking or rt.compile)
-    assert isinstance(rt.autocast(), type(train_mod.contextlib.nullcontext()))
+    assert isinstance(rt.autocast(), type(runtime_mod.contextlib.nullcontext()))
     with pytest.raises(RuntimeError, match=r"'cuda' requested, but torch.cuda.is_available"):
         select_device("cuda")
     with pytest.raises(ValueError, match="device: expected 'auto', 'cpu'"):

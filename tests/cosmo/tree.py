@@ -1,9 +1,23 @@
-"""Hand-built tiny CosmoGridV1 trees in the real layout, for reader and preprocessing tests."""
+"""Hand-built tiny CosmoGridV1 trees in the real layout, for reader and preprocessing tests,
+and tiny patch files (written by the one patch-file writer) for the stages after them."""
 
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from sop_cosmo.cosmo.config import PARAM_NAMES
+from sop_cosmo.cosmo.contracts.patchfile import write_patch_file
+
+#: Nominal file attributes of a hand-built patch file; ``patch_size`` and ``bins`` follow the
+#: shape of its κ.
+PATCH_ATTRS = {
+    "pixel_arcmin": 6.87,
+    "nside": 64,
+    "smoothing_arcmin": 0.0,
+    "noise": "none",
+    "source": "simulated",
+}
 
 FIELDS = ("Om", "s8", "H0", "Ob", "ns", "w0", "As")
 
@@ -52,3 +66,18 @@ def make_tree(root, n_cosmo=3, n_perms=2, nside=8, n_bins=4, layout="v1", seed=0
             write_map(folder / f"projected_probes_maps_{variant}512.h5", maps, layout=layout)
     write_metainfo(root, cosmologies)
     return cosmologies
+
+
+def write_patches(path, kappa, params, cosmo_id, *, names=PARAM_NAMES, **attrs):
+    """A patch file of κ (N, C, H, W), params (N, P) and cosmo_id (N,) with the nominal
+    :data:`PATCH_ATTRS`, ``patch_size = W``, ``bins = [1..C]``, overridden by ``attrs``."""
+    kappa = np.asarray(kappa)
+    full = {
+        **PATCH_ATTRS,
+        "patch_size": kappa.shape[-1],
+        "bins": list(range(1, kappa.shape[1] + 1)),
+        **attrs,
+    }
+    return write_patch_file(
+        path, kappa=kappa, params=params, cosmo_id=cosmo_id, param_names=list(names), attrs=full
+    )

@@ -7,8 +7,11 @@ import json
 import pytest
 import torch
 
-from sop_cosmo.vision import BASELINE_METHODS, patch_feature_mask, posthoc_attribution, tiny_vit
+from sop_cosmo.attribution import patch_feature_mask
+from sop_cosmo.attribution.baselines import METHODS
+from sop_cosmo.vision import tiny_vit
 from sop_cosmo.vision.demo import run_demo
+from sop_cosmo.vision.explain import BASELINE_METHODS
 
 
 def test_patch_feature_mask():
@@ -20,16 +23,14 @@ def test_patch_feature_mask():
 def test_baselines_shape(method):
     vit = tiny_vit(16, 4, 1, 3, hidden_size=16, num_hidden_layers=1, seed=0).eval()
     x = torch.randn(1, 16, 16)
-    attr = posthoc_attribution(
-        method,
+    explainer = METHODS[method].from_settings(
         lambda b: vit(b).logits,
-        x,
-        1,
-        patch_size=4,
         layer=vit.vit.embeddings.patch_embeddings.projection,
         n_samples=8,
-        ig_steps=4,
+        n_steps=4,
+        interpolate_mode="nearest",
     )
+    attr = explainer.attribute(x, 1, patch_size=4)
     assert attr.shape == x.shape and torch.isfinite(attr).all()
 
 

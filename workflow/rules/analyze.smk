@@ -1,6 +1,6 @@
 # Stage 5: what the trained SOP's groups are (void, cluster, other) and how much each parameter
 # relies on them; the same test maps through captum baselines; controls with known answers.
-# The science is in sop_cosmo.cosmo.analysis, sop_cosmo.attribution and sop_cosmo.cosmo.controls.
+# The science is in sop_cosmo.cosmo.stages (analyse, attribute, controls) and sop_cosmo.attribution.
 
 
 rule analyze:

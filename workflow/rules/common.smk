@@ -8,6 +8,7 @@ import yaml
 from snakemake.utils import min_version, validate
 
 from sop_cosmo.cosmo.config import SPLITS, Thresholds
+from sop_cosmo.cosmo.contracts.cosmogrid import metainfo_path
 from sop_cosmo.workflow_config import fill_defaults, stage_flags
 
 min_version("9.0")
@@ -36,10 +37,8 @@ THRESHOLDS = {f.name: config["analyze"][f.name] for f in dataclasses.fields(Thre
 
 def metainfo_input():
     """The metainfo file: made by the simulate rule, or the real data's own."""
-    if SIMULATED:
-        return DATA_ROOT / "CosmoGrid" / "CosmoGridV1_metainfo.h5"
-    path = DATA_ROOT / "CosmoGrid" / "CosmoGridV1_metainfo.h5"
-    if not path.is_file():
+    path = metainfo_path(DATA_ROOT)
+    if not SIMULATED and not path.is_file():
         raise ValueError(
             f"data.root: {path} not found; data.root must contain CosmoGrid/ "
             "with CosmoGridV1_metainfo.h5 (see config/README.md)"

@@ -3,7 +3,7 @@
 
 rule simulate:
     output:
-        meta=DATA_ROOT / "CosmoGrid" / "CosmoGridV1_metainfo.h5",
+        meta=metainfo_path(DATA_ROOT),
     log:
         LOGS / "simulate" / "simulate.log",
     benchmark:

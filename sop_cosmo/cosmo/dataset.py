@@ -1,12 +1,13 @@
-"""Patch files (DESIGN.md §3.2) as standardised tensors for training and evaluation.
+"""Patch files (docs/contracts.md, "Patch file") as standardised tensors for training and
+evaluation; they are read through :mod:`sop_cosmo.cosmo.contracts.patchfile`.
 
 A patch file holds physical κ (not standardised, so its sign survives for the void/cluster
 analysis). The models see standardised inputs and targets instead:
 
 * ``cnn`` / ``sop``: κ standardised **per tomographic bin** (mean and std over all pixels of
   the train split, per bin);
-* ``stats``: the classical summary statistics (:func:`sop_cosmo.cosmo.stats.summary_statistics`)
-  standardised **per feature**;
+* ``stats``: the classical summary statistics
+  (:func:`sop_cosmo.cosmo.maths.summaries.summary_statistics`) standardised **per feature**;
 * targets: standardised **per parameter**.
 
 The statistics live in a :class:`Normalization`, computed once from the train split and reused
@@ -19,42 +20,32 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from sop_cosmo.cosmo.contracts.patchfile import file_attrs, open_patch_file, param_names, plain
+
+if TYPE_CHECKING:
+    import h5py
+
 __all__ = [
     "FEATURE_KINDS",
     "PIXEL_KINDS",
-    "REQUIRED_ATTRS",
     "Normalization",
     "PatchData",
     "load_split",
-    "read_attrs",
 ]
 
 #: Model kinds whose input is the κ patch itself.
 PIXEL_KINDS: tuple[str, ...] = ("cnn", "sop")
 #: Model kinds whose input is the vector of summary statistics.
 FEATURE_KINDS: tuple[str, ...] = ("stats",)
-#: File attributes every patch file must carry (DESIGN.md §3.2).
-REQUIRED_ATTRS: tuple[str, ...] = (
-    "pixel_arcmin",
-    "patch_size",
-    "nside",
-    "bins",
-    "smoothing_arcmin",
-    "noise",
-    "source",
-)
-
 # Patches per chunk when reducing or transforming: bounds temporary float64 / FFT memory.
 _CHUNK = 1024
-_HINT = "is this a patch file from `sop-cosmo preprocess`?"
 
 
 @dataclass
@@ -179,83 +170,6 @@ class PatchData:
         return self.norm.destandardise(y)
 
 
-# ------------------------------------------------------------------------------------- schema
-
-
-def _plain(value: Any) -> Any:
-    # h5py hands back numpy scalars/arrays and sometimes bytes; checkpoints and JSON want
-    # plain Python values.
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _check_schema(f: h5py.File, path: Path) -> tuple[int, list[str]]:
-    """Validate the §3.2 layout; return N and the parameter names."""
-    for name in ("kappa", "params", "cosmo_id"):
-        if name not in f:
-            raise ValueError(f"{path}: no dataset {name!r}; {_HINT}")
-        if not isinstance(f[name], h5py.Dataset):
-            raise ValueError(f"{path}: {name!r} is a group, not a dataset; {_HINT}")
-    missing = [a for a in REQUIRED_ATTRS if a not in f.attrs]
-    if missing:
-        raise ValueError(f"{path}: missing file attribute(s) {missing}; {_HINT}")
-    kappa, params, cid = f["kappa"], f["params"], f["cosmo_id"]
-    if kappa.ndim != 4 or kappa.dtype.kind != "f":
-        raise ValueError(
-            f"{path}: dataset 'kappa' must be float (N, C, H, W), got {kappa.dtype} {kappa.shape}"
-        )
-    n, c, h, w = kappa.shape
-    if n == 0:
-        raise ValueError(f"{path}: dataset 'kappa' is empty (0 patches)")
-    if params.ndim != 2 or params.shape[0] != n or params.dtype.kind != "f":
-        raise ValueError(
-            f"{path}: dataset 'params' must be float (N={n}, P), got {params.dtype} {params.shape}"
-        )
-    if "names" not in params.attrs:
-        raise ValueError(f"{path}: dataset 'params' has no attribute 'names'; {_HINT}")
-    names = [str(_plain(v)) for v in np.atleast_1d(params.attrs["names"])]
-    if len(names) != params.shape[1]:
-        raise ValueError(
-            f"{path}: params.attrs['names'] has {len(names)} names for {params.shape[1]} columns"
-        )
-    if cid.shape != (n,) or cid.dtype.kind not in "iu":
-        raise ValueError(
-            f"{path}: dataset 'cosmo_id' must be integer (N={n},), got {cid.dtype} {cid.shape}"
-        )
-    bins = np.atleast_1d(f.attrs["bins"])
-    size = int(f.attrs["patch_size"])
-    if len(bins) != c or (h, w) != (size, size):
-        raise ValueError(
-            f"{path}: 'kappa' has shape {kappa.shape}, but the attributes say {len(bins)} bins "
-            f"of {size}×{size} pixels"
-        )
-    return n, names
-
-
-def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
-    """Validate a patch file's schema and return its attributes as plain Python values."""
-    path = Path(path)
-    with _open(path) as f:
-        _check_schema(f, path)
-        return {k: _plain(v) for k, v in f.attrs.items()}
-
-
-def _open(path: Path) -> h5py.File:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such patch file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path}: not a readable HDF5 file ({err}); {_HINT}") from err
-
-
 # ------------------------------------------------------------------------------ standardising
 
 
@@ -293,7 +207,7 @@ def _features(
     ds: h5py.Dataset, pixel_arcmin: float, options: dict[str, Any], path: Path
 ) -> tuple[NDArray[np.float32], list[str]]:
     """Summary statistics of every patch, read and computed chunk by chunk."""
-    from sop_cosmo.cosmo.stats import summary_statistics
+    from sop_cosmo.cosmo.maths.summaries import summary_statistics
 
     blocks, names = [], []
     for s in range(0, ds.shape[0], _CHUNK):
@@ -311,7 +225,7 @@ def _features(
 
 def _json_options(options: dict[str, Any] | None) -> dict[str, Any]:
     # nu_bins may arrive as an array; the checkpoint keeps a plain list.
-    return {k: _plain(np.asarray(v)) if k == "nu_bins" else v for k, v in (options or {}).items()}
+    return {k: plain(np.asarray(v)) if k == "nu_bins" else v for k, v in (options or {}).items()}
 
 
 def load_split(
@@ -326,15 +240,15 @@ def load_split(
     Parameters
     ----------
     path : path-like
-        A ``{train,val,test}.h5`` patch file (DESIGN.md §3.2).
+        A ``{train,val,test}.h5`` patch file (docs/contracts.md, "Patch file").
     kind : {"cnn", "sop", "stats"}
         Model kind: κ inputs standardised per bin, or summary statistics per feature.
     norm : Normalization, optional
         Statistics to reuse (the train split's, or a checkpoint's). When None they are
         computed from this file, which must then be the train split.
     stats_options : dict, optional
-        Keyword arguments of :func:`~sop_cosmo.cosmo.stats.summary_statistics` ("stats" only,
-        and only when ``norm`` is None; a given ``norm`` carries its own).
+        Keyword arguments of :func:`~sop_cosmo.cosmo.maths.summaries.summary_statistics`
+        ("stats" only, and only when ``norm`` is None; a given ``norm`` carries its own).
 
     Returns
     -------
@@ -358,9 +272,9 @@ def load_split(
             f"norm: computed for a {norm.kind!r} model, which has different inputs than {kind!r}"
         )
     options: dict[str, Any] | None = None
-    with _open(path) as f:
-        _, names = _check_schema(f, path)
-        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+    with open_patch_file(path) as f:
+        names = param_names(f)
+        attrs = file_attrs(f)
         params = np.asarray(f["params"][...], dtype=np.float32)
         cosmo_id = np.asarray(f["cosmo_id"][...], dtype=np.int64)
         if norm is not None and list(norm.param_names) != names:

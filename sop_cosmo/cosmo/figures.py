@@ -1,4 +1,5 @@
-"""Figures of the void/cluster analysis (:mod:`sop_cosmo.cosmo.analysis`).
+"""Figures of the void/cluster analysis (:mod:`sop_cosmo.cosmo.stages.analyse`) and of the
+planted controls (:mod:`sop_cosmo.cosmo.stages.controls`).
 
 Every function draws one PNG with matplotlib's object API (no pyplot state, so nothing here
 changes the backend of a notebook that imports it) and writes it atomically. κ is always shown
@@ -21,19 +22,20 @@ from matplotlib.lines import Line2D
 from numpy.typing import NDArray
 
 from sop_cosmo._io import atomic_path
+from sop_cosmo.cosmo.config import GROUP_TYPES
 
 __all__ = [
     "TYPE_COLORS",
     "contribution_bars",
+    "controls_figure",
     "groups_gallery",
     "sweep_curves",
     "weight_histograms",
     "write_figures",
 ]
 
-#: Colour of each group type, in the order of ``analysis.TYPE_NAMES``.
+#: Colour of each group type, in the order of :data:`sop_cosmo.cosmo.config.GROUP_TYPES`.
 TYPE_COLORS: tuple[str, ...] = ("#1f5fbf", "#d62728", "#7f7f7f")
-_TYPE_NAMES = ("void", "cluster", "other")  # repeated here so plots needs no analysis import
 _PARAM_STYLES = ("-", "--", ":", "-.")
 
 
@@ -116,7 +118,8 @@ def groups_gallery(
     param_names : sequence of str
         Column titles.
     patch : int, optional
-        Attention patch size in pixels (see ``upsample_masks``).
+        Attention patch size in pixels (see
+        :func:`~sop_cosmo.cosmo.maths.group_types.upsample_masks`).
     pixel_arcmin : float, optional
         Pixel side; axes are in arcmin when given, else in pixels.
     n_maps : int
@@ -164,7 +167,7 @@ def groups_gallery(
         fig.colorbar(im, ax=list(axes[r]), shrink=0.85, label=label)
     handles = [
         Line2D([], [], color=c, lw=2, label=t)
-        for c, t in zip(TYPE_COLORS, _TYPE_NAMES, strict=True)
+        for c, t in zip(TYPE_COLORS, GROUP_TYPES, strict=True)
     ]
     handles.append(Line2D([], [], color="k", lw=3.6, label="line width ∝ selector weight"))
     fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
@@ -183,7 +186,7 @@ def contribution_bars(path: str | os.PathLike, summary: dict[str, Any]) -> Path:
     fig = Figure(figsize=(2.6 + 2.0 * len(names), 4.2), layout="constrained")
     ax = fig.subplots()
     width = 0.26
-    for i, (tn, color) in enumerate(zip(_TYPE_NAMES, TYPE_COLORS, strict=True)):
+    for i, (tn, color) in enumerate(zip(GROUP_TYPES, TYPE_COLORS, strict=True)):
         x = np.arange(len(names)) + (i - 1) * width
         vals = np.array([contrib[p][tn] for p in names])
         ci = np.array([contrib[p]["ci95"][tn] for p in names])
@@ -225,7 +228,7 @@ def weight_histograms(
     edges = np.linspace(0, 1, bins + 1)
     for q, name in enumerate(param_names):
         ax = axes[q]
-        for i, (tn, color) in enumerate(zip(_TYPE_NAMES, TYPE_COLORS, strict=True)):
+        for i, (tn, color) in enumerate(zip(GROUP_TYPES, TYPE_COLORS, strict=True)):
             wt = weights[..., q][types == i]
             active = wt[wt > 0]
             ax.hist(active, bins=edges, histtype="step", color=color, lw=1.6,
@@ -326,3 +329,34 @@ def write_figures(
         weight_histograms(d / "weight_hist.png", weights, types, names),
         sweep_curves(d / "threshold_sweep.png", sweep, summary),
     ]
+
+
+def controls_figure(result: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Figure of contribution(Ωm) − contribution(σ8) per group type, with 95% CIs, for both
+    controls and both the trained and the untrained SOP (``controls.json`` as ``result``)."""
+    rows = [
+        ("positive, trained SOP", result["positive"]["differences"], "C0", "o"),
+        ("positive, untrained SOP", result["positive"]["untrained"]["differences"], "C7", "s"),
+        ("negative, trained SOP", result["negative"]["differences"], "C3", "D"),
+        ("negative, untrained SOP", result["negative"]["untrained"]["differences"], "C1", "v"),
+    ]
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(GROUP_TYPES))
+    for j, (label, diffs, color, marker) in enumerate(rows):
+        vals = np.array([diffs[t]["value"] for t in GROUP_TYPES])
+        ci = np.array([diffs[t]["ci95"] for t in GROUP_TYPES])
+        err = np.abs(ci.T - vals)
+        ax.errorbar(x + (j - 1.5) * 0.18, vals, yerr=err, fmt=marker, color=color, capsize=3,
+                    label=label)  # fmt: skip
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xticks(x, [f"{t} groups" for t in GROUP_TYPES])
+    ax.set_xlabel("group type (docs/contracts.md)")
+    ax.set_ylabel("contribution(Ωm) − contribution(σ8)\n(share of selector weight, unitless)")
+    verdict = {k: "passed" if result[k]["passed"] else "FAILED" for k in ("positive", "negative")}
+    ax.set_title(f"Planted controls: positive {verdict['positive']}, "
+                 f"negative {verdict['negative']} (95% bootstrap CIs)", fontsize=10)  # fmt: skip
+    ax.text(0.01, 0.02, "planted: Ωm on voids (>0), σ8 on clusters (<0)",
+            transform=ax.transAxes, fontsize=8, color="0.3")  # fmt: skip
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path, dpi=120)

@@ -1,23 +1,30 @@
-"""The three regressors of Ωm and σ8: a CNN, SOP around that CNN, and an MLP on statistics.
+"""The three regressors of Ωm and σ8 (a CNN, SOP around that CNN, an MLP on statistics) and
+their rebuild from a checkpoint (:func:`load_model`).
 
 Every model maps *standardised* inputs to *standardised* targets, ``forward(x) -> (B, P)``:
 κ patches (B, C, H, W) for ``cnn`` and ``sop``, summary statistics (B, F) for ``stats``.
 
-The CNN is the anchor's convnet (DESIGN.md §2) made general: per stage a k×k convolution, a
-LeakyReLU and a 2×2 max-pool, for each entry of ``widths`` (anchor: 16, 32, 48 with k = 4); then
-fully connected layers ``hidden`` (anchor: 128, 64, 32) and a linear head. For 66×66 inputs
-the flattened size is 48·5·5 = 1200, as in the anchor. ``widths`` sets depth and width; the
-defaults reproduce the anchor because it is the published reference point.
+The CNN is the anchor's convnet made general: per stage a k×k convolution, a LeakyReLU and a
+2×2 max-pool, for each entry of ``widths`` (anchor: 16, 32, 48 with k = 4); then fully
+connected layers ``hidden`` (anchor: 128, 64, 32) and a linear head. For 66×66 inputs the
+flattened size is 48·5·5 = 1200, as in the anchor. ``widths`` sets depth and width; the
+defaults (:class:`~sop_cosmo.cosmo.config.CNNOptions`) reproduce the anchor because it is the
+published reference point.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from sop_cosmo.core import ImageBackbone, SOPConfig, SOPOutput, SumOfParts
+from sop_cosmo.cosmo.config import MODEL_KINDS, CNNOptions, SOPOptions, StatsOptions, model_options
+from sop_cosmo.cosmo.contracts.checkpoint import Checkpoint, load_checkpoint
+from sop_cosmo.cosmo.runtime import select_device
 
 __all__ = [
     "MODEL_KINDS",
@@ -25,41 +32,8 @@ __all__ = [
     "SOPRegressor",
     "StatsMLP",
     "build_model",
-    "default_options",
+    "load_model",
 ]
-
-MODEL_KINDS = ("cnn", "sop", "stats")
-
-_DEFAULTS: dict[str, dict] = {
-    "cnn": {
-        "widths": [16, 32, 48],
-        "kernel": 4,
-        "hidden": [128, 64, 32],
-        "mask_prob": 0.0,
-        "mask_keep": 0.2,
-        "mask_patch": 6,
-    },
-    "sop": {
-        "attention_patch": 6,
-        "n_groups": 20,
-        "keep_fraction": 0.2,
-        "n_heads": 4,
-        "group_gen_scale": 1.0,
-        "group_sel_scale": 1.0,
-        "mask_mode": "ste",
-        "freeze_backbone": True,
-        "selector_init": "head",
-        "chunk_size": 512,
-        "baseline": 0.0,
-    },
-    "stats": {"hidden": [128, 64], "dropout": 0.1},
-}
-
-
-def default_options(kind: str) -> dict:
-    """JSON-serialisable default hyper-parameters of a model kind."""
-    _check_kind(kind)
-    return {k: list(v) if isinstance(v, list) else v for k, v in _DEFAULTS[kind].items()}
 
 
 class CNNRegressor(nn.Module):
@@ -83,7 +57,7 @@ class CNNRegressor(nn.Module):
         In training only: with probability ``mask_prob`` an input keeps a random fraction
         ``mask_keep`` of its ``mask_patch``-pixel grid cells and the rest is set to 0 (the
         standardised mean). This shows the backbone inputs like SOP's group inputs, which a
-        frozen backbone otherwise never saw (DESIGN.md §2). Off by default.
+        frozen backbone otherwise never saw (docs/training.md). Off by default.
     """
 
     def __init__(
@@ -92,12 +66,12 @@ class CNNRegressor(nn.Module):
         patch_size: int,
         n_outputs: int,
         *,
-        widths: Sequence[int] = (16, 32, 48),
-        kernel: int = 4,
-        hidden: Sequence[int] = (128, 64, 32),
-        mask_prob: float = 0.0,
-        mask_keep: float = 0.2,
-        mask_patch: int = 6,
+        widths: Sequence[int] = CNNOptions.widths,
+        kernel: int = CNNOptions.kernel,
+        hidden: Sequence[int] = CNNOptions.hidden,
+        mask_prob: float = CNNOptions.mask_prob,
+        mask_keep: float = CNNOptions.mask_keep,
+        mask_patch: int = CNNOptions.mask_patch,
     ) -> None:
         super().__init__()
         if not 0.0 <= mask_prob <= 1.0 or not 0.0 < mask_keep <= 1.0 or mask_patch < 1:
@@ -178,7 +152,12 @@ class SOPRegressor(nn.Module):
     """
 
     def __init__(
-        self, cnn: CNNRegressor, *, attention_patch: int = 6, baseline: float = 0.0, **sop_options
+        self,
+        cnn: CNNRegressor,
+        *,
+        attention_patch: int = SOPOptions.attention_patch,
+        baseline: float = SOPOptions.baseline,
+        **sop_options: Any,
     ) -> None:
         super().__init__()
         backbone = ImageBackbone(
@@ -208,9 +187,13 @@ class StatsMLP(nn.Module):
     """A small MLP on standardised summary statistics (the classical baseline)."""
 
     def __init__(
-        self, n_features: int, n_outputs: int, *, hidden: Sequence[int] = (128, 64),
-        dropout: float = 0.1,
-    ) -> None:  # fmt: skip
+        self,
+        n_features: int,
+        n_outputs: int,
+        *,
+        hidden: Sequence[int] = StatsOptions.hidden,
+        dropout: float = StatsOptions.dropout,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = n_features
@@ -236,17 +219,18 @@ def build_model(
 ) -> nn.Module:
     """Build a model of ``kind`` ("cnn", "sop" or "stats").
 
-    ``options`` override :func:`default_options`; unknown keys are an error naming them. "sop"
-    needs ``backbone``, a trained :class:`CNNRegressor`; "stats" needs ``n_features``.
+    ``options`` override :func:`~sop_cosmo.cosmo.config.model_options`; unknown keys are an
+    error naming them. "sop" needs ``backbone``, a trained :class:`CNNRegressor`; "stats" needs
+    ``n_features``.
     """
     _check_kind(kind)
-    opts = default_options(kind)
-    unknown = sorted(set(options or {}) - set(opts))
+    known = model_options(kind)
+    unknown = sorted(set(options or {}) - set(known))
     if unknown:
         raise ValueError(
-            f"options: unknown keys {unknown} for model {kind!r}; known: {sorted(opts)}"
+            f"options: unknown keys {unknown} for model {kind!r}; known: {sorted(known)}"
         )
-    opts.update(options or {})
+    opts = {**known, **(options or {})}
     if kind == "cnn":
         return CNNRegressor(in_channels, patch_size, n_outputs, **opts)
     if kind == "stats":
@@ -271,3 +255,61 @@ def build_model(
 def _check_kind(kind: str) -> None:
     if kind not in MODEL_KINDS:
         raise ValueError(f"model: expected one of {MODEL_KINDS}, got {kind!r}")
+
+
+def _build(args: dict[str, Any], backbone_args: dict[str, Any] | None) -> nn.Module:
+    backbone = None
+    if args["kind"] == "sop":
+        if backbone_args is None:
+            raise ValueError("checkpoint: a sop model needs 'backbone_args'")
+        backbone = _build(backbone_args, None)
+    return build_model(
+        args["kind"],
+        in_channels=args["in_channels"],
+        patch_size=args["patch_size"],
+        n_outputs=args["n_outputs"],
+        n_features=args["n_features"],
+        options=args["options"],
+        backbone=backbone,
+    )
+
+
+def load_model(
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    *,
+    expect_kind: str | None = None,
+    purpose: str = "this command",
+) -> tuple[nn.Module, Checkpoint]:
+    """Rebuild a model from ``model.pt`` (or ``last.pt``) and load its weights.
+
+    A "sop" checkpoint carries its backbone's arguments and weights, so the original backbone
+    file is not needed. The caller's RNG state is left untouched.
+
+    Parameters
+    ----------
+    path : path-like
+        A checkpoint written by ``sop-cosmo train``.
+    device : str or torch.device
+        Where to put the model (a name is resolved by
+        :func:`~sop_cosmo.cosmo.runtime.select_device`).
+    expect_kind, purpose : str, optional
+        Refuse a checkpoint of another kind, naming ``purpose`` (as
+        :func:`~sop_cosmo.cosmo.contracts.checkpoint.load_checkpoint`).
+
+    Returns
+    -------
+    model : nn.Module
+        In eval mode, on ``device``.
+    checkpoint : Checkpoint
+        The typed checkpoint (``.norm``, ``.kind``, ``.options``, ``.payload`` ...).
+    """
+    ckpt = load_checkpoint(path, expect_kind=expect_kind, purpose=purpose)
+    if not isinstance(device, torch.device):
+        device = select_device(device)
+    # Building initialises weights from the global RNG; loading must not disturb the caller
+    # (a training run loads its backbone after seeding).
+    with torch.random.fork_rng(devices=[]):
+        model = _build(ckpt.model_args, ckpt.backbone_args)
+    model.load_state_dict(ckpt.model_state)
+    return model.to(device).eval(), ckpt

@@ -11,8 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sop_cosmo.cosmo.config import GROUP_TYPES
+from sop_cosmo.cosmo.maths.planted import CONTROL_KINDS
+
 __all__ = [
-    "TYPES",
     "contribution_rows",
     "describe_baselines",
     "describe_controls",
@@ -20,7 +22,6 @@ __all__ = [
     "load_json",
 ]
 
-TYPES: tuple[str, ...] = ("void", "cluster", "other")
 _LABEL = {"Om": "Ωm", "s8": "σ8"}
 
 
@@ -57,7 +58,7 @@ def contribution_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for p in _params(summary):
         block = summary["contributions"][p]
-        for t in TYPES:
+        for t in GROUP_TYPES:
             lo, hi = block["ci95"][t]
             rows.append(
                 {
@@ -93,7 +94,7 @@ def describe_findings(summary: dict[str, Any]) -> str:
     params = _params(summary)
     lines = [
         f"**{n} test maps** were analysed. Of all SOP groups, "
-        + ", ".join(f"{rates[t]:.1%} are {t}" for t in TYPES)
+        + ", ".join(f"{rates[t]:.1%} are {t}" for t in GROUP_TYPES)
         + ". These base rates are what a selector that ignores structure would give each type.",
         "",
     ]
@@ -108,7 +109,7 @@ def describe_findings(summary: dict[str, Any]) -> str:
         parts = [
             f"{t} groups get {block[t]:.3f} {_ci(block['ci95'][t])}, "
             f"{_preference(block[t], block['ci95'][t], rates[t])}"
-            for t in TYPES
+            for t in GROUP_TYPES
         ]
         lines.append(f"- **{_label(p)}**: " + "; ".join(parts) + ".")
     lines.append("")
@@ -116,7 +117,7 @@ def describe_findings(summary: dict[str, Any]) -> str:
     if len(params) == 2 and diffs:
         a, b = (_label(p) for p in params)
         found = []
-        for t in TYPES:
+        for t in GROUP_TYPES:
             d = diffs[t]
             lo, hi = d["ci95"]
             if lo > 0:
@@ -184,7 +185,7 @@ def describe_controls(controls: dict[str, Any]) -> str:
         ),
     }
     lines = []
-    for name in ("positive", "negative"):
+    for name in CONTROL_KINDS:
         if name not in controls:
             continue
         ok = bool(controls[name].get("passed"))

@@ -1,0 +1,360 @@
+"""Stage ``controls``: positive and negative controls of the void/cluster analysis.
+
+Each control writes small patch files (docs/contracts.md, "Patch file") whose maps carry a
+*known* preference (:mod:`sop_cosmo.cosmo.maths.planted`), trains the project's CNN and then SOP
+on them (:func:`sop_cosmo.cosmo.stages.train.train`), and runs the project's analysis
+(:func:`sop_cosmo.cosmo.stages.analyse.analyze`) on the test split. The positive control also
+demands that the trained SOP beat its untrained twin (:func:`untrained_checkpoint`). This stage
+replays the pipeline, so it alone imports other stages.
+
+The pass criteria and what to conclude from them are in ``docs/controls.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from numpy.typing import NDArray
+
+from sop_cosmo._io import atomic_path
+from sop_cosmo.cosmo.config import GROUP_TYPES, PARAM_NAMES, SPLITS, ControlsConfig, resolve
+from sop_cosmo.cosmo.contracts.patchfile import write_patch_file
+from sop_cosmo.cosmo.maths.bootstrap import paired_differences
+from sop_cosmo.cosmo.maths.group_types import type_weights
+from sop_cosmo.cosmo.maths.planted import CONTROL_KINDS, ControlSpec, draw_control
+
+__all__ = [
+    "DEFAULT",
+    "QUICK",
+    "ControlsSettings",
+    "judge",
+    "paired_gain",
+    "run_control",
+    "run_controls",
+    "untrained_checkpoint",
+    "write_control",
+]
+
+#: The planted sign of contribution(Ωm) − contribution(σ8) per type (positive control).
+_PLANTED_SIGN: dict[str, int] = {"void": +1, "cluster": -1}
+
+
+def write_control(spec: ControlSpec, out_dir: str | os.PathLike) -> dict[str, int]:
+    """Draw a planted data set and write ``out_dir/{train,val,test}.h5``.
+
+    Each file holds ``kappa`` (N, 1, H, W) float32 in physical units, ``params`` (N, 2) with
+    ``attrs["names"] = ["Om", "s8"]``, ``cosmo_id`` (N,) int64 (the splits share none), and
+    ``u`` (N, 2), ``void_scale`` (N,), ``peak_scale`` (N,) for inspection. File attributes:
+    the patch-file set (docs/contracts.md, "Patch file"; ``source="simulated"``) plus
+    ``simulator="planted"``, ``control`` and ``spec`` (JSON).
+
+    Returns
+    -------
+    dict
+        Maps per split.
+    """
+    out = Path(out_dir)
+    counts: dict[str, int] = {}
+    for name, split in draw_control(spec).items():
+        write_patch_file(
+            out / f"{name}.h5", kappa=split.kappa, params=split.params, cosmo_id=split.cosmo_id,
+            param_names=PARAM_NAMES,
+            attrs={
+                "pixel_arcmin": 1.0, "patch_size": spec.patch_size, "nside": 0, "bins": [1],
+                "smoothing_arcmin": 0.0, "noise": "none", "source": "simulated",
+                "simulator": "planted", "control": spec.kind, "spec": json.dumps(spec.to_dict()),
+            },
+            extra={"u": split.u, "void_scale": split.void_scale, "peak_scale": split.peak_scale},
+        )  # fmt: skip
+        counts[name] = len(split.cosmo_id)
+    return counts
+
+
+@dataclass
+class ControlsSettings:
+    """Sizes and hyper-parameters of one controls run (both controls use the same).
+
+    Attributes
+    ----------
+    n_cosmologies, n_perms, patch_size : int
+        Data size (:class:`~sop_cosmo.cosmo.maths.planted.ControlSpec`).
+    cnn_epochs, sop_epochs : int
+        Training epochs of the backbone and of SOP.
+    cnn_lr, sop_lr : float
+        Peak learning rates.
+    batch_size : int
+        Training batch of both.
+    cnn_options, sop_options : dict
+        ``model_options`` of the two runs.
+    n_boot : int
+        Bootstrap resamples of the analysis and of the trained-vs-untrained gain.
+    spec_options : dict
+        Further :class:`~sop_cosmo.cosmo.maths.planted.ControlSpec` fields (e.g.
+        ``corr_length``, ``tail``).
+    """
+
+    n_cosmologies: int = 400
+    n_perms: int = 4
+    patch_size: int = 24
+    cnn_epochs: int = 30
+    sop_epochs: int = 15
+    cnn_lr: float = 2e-3
+    sop_lr: float = 1e-3
+    batch_size: int = 16
+    cnn_options: dict[str, Any] = field(default_factory=dict)
+    sop_options: dict[str, Any] = field(default_factory=dict)
+    n_boot: int = 1000
+    spec_options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+# Groups on a 4×4 grid of 6 px cells: with 4 px cells (6×6) the SOP's masks collapsed or its
+# selection stayed near uniform on 2 of 3 seeds (docs/controls.md).
+_CNN = {"widths": [16, 32], "kernel": 3, "hidden": [64, 32], "mask_prob": 0.5,
+        "mask_keep": 0.2, "mask_patch": 6}  # fmt: skip
+_SOP = {"attention_patch": 6, "n_groups": 10, "keep_fraction": 0.2, "selector_init": "random"}
+#: Under a minute on one CPU core (tests, CI). Both controls passed for seeds 0 and 2 of 0-2
+#: (docs/controls.md, "Measured results").
+QUICK = ControlsSettings(
+    n_cosmologies=150, n_perms=4, cnn_epochs=15, sop_epochs=3, cnn_options=_CNN,
+    sop_options=_SOP,
+)  # fmt: skip
+#: A few minutes on two CPU cores.
+DEFAULT = ControlsSettings(cnn_options=_CNN, sop_options=_SOP)
+
+
+def untrained_checkpoint(
+    sop_checkpoint: str | os.PathLike, cnn_checkpoint: str | os.PathLike,
+    out_path: str | os.PathLike,
+) -> Path:  # fmt: skip
+    """Write the *untrained* twin of a trained SOP checkpoint.
+
+    Same backbone (the trained CNN ``cnn_checkpoint`` that SOP was trained around), same
+    options, and the generator and selector exactly as :func:`~sop_cosmo.cosmo.stages.train.train`
+    initialised them: the model is rebuilt after ``torch.manual_seed(config.seed)``, as the
+    trainer does. The caller's RNG state is left untouched. Everything else (normalisation,
+    names, config) is copied from the trained checkpoint, with ``epoch = step = 0`` and
+    ``untrained = True``.
+    """
+    import torch
+
+    from sop_cosmo.cosmo.contracts.checkpoint import load_checkpoint, save_checkpoint
+    from sop_cosmo.cosmo.models import build_model, load_model
+
+    ckpt = load_checkpoint(sop_checkpoint, expect_kind="sop", purpose="the untrained twin")
+    cnn, _ = load_model(cnn_checkpoint, "cpu")  # builds inside fork_rng: no RNG drawn
+    args = ckpt.model_args
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ckpt.config["seed"])
+        fresh = build_model(
+            "sop", in_channels=args["in_channels"], patch_size=args["patch_size"],
+            n_outputs=args["n_outputs"], n_features=args["n_features"],
+            options=ckpt.config["model_options"], backbone=cnn,
+        )  # fmt: skip
+    state = {**ckpt.payload, "model_state": fresh.state_dict(), "epoch": 0, "step": 0,
+             "untrained": True}  # fmt: skip
+    return save_checkpoint(state, out_path)
+
+
+def _per_map_differences(groups_h5: str | os.PathLike) -> NDArray[np.float64]:
+    """Per map and type, Σ_g∈type (w_Ωm − w_σ8), (N, 3), from an analysis' ``groups.h5``."""
+    with h5py.File(groups_h5, "r") as f:
+        weights, types = f["weights"][()], f["types"][()]
+        names = [str(n) for n in f.attrs["param_names"]]
+    per_type = type_weights(weights, types)  # (N, P, 3)
+    return per_type[:, names.index("Om")] - per_type[:, names.index("s8")]  # GROUP_TYPES order
+
+
+def paired_gain(
+    trained_groups: str | os.PathLike, untrained_groups: str | os.PathLike, *, n_boot: int,
+    seed: int,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Trained minus untrained difference per type, with a paired bootstrap CI over maps.
+
+    Both ``groups.h5`` files must come from analyses of the same maps (same order). For each
+    map and type the difference is Σ_g∈type (w_Ωm − w_σ8); the gain is its mean over maps for
+    the trained model minus the untrained one; resampling maps keeps the pairs together
+    (:func:`~sop_cosmo.cosmo.maths.bootstrap.paired_differences`).
+    """
+    a, b = _per_map_differences(trained_groups), _per_map_differences(untrained_groups)
+    if a.shape != b.shape:
+        raise ValueError(f"{trained_groups}, {untrained_groups}: analyses of different map sets "
+                         f"({a.shape[0]} vs {b.shape[0]} maps)")  # fmt: skip
+    value, ci = paired_differences(a, b, n_boot=n_boot, seed=seed)  # (3,), (3, 2)
+    return {
+        t: {"value": float(value[i]), "ci95": [float(ci[i, 0]), float(ci[i, 1])],
+            "trained": float(a[:, i].mean()), "untrained": float(b[:, i].mean())}
+        for i, t in enumerate(GROUP_TYPES)
+    }  # fmt: skip
+
+
+def judge(kind: str, summary: dict[str, Any], gain: dict[str, Any] | None) -> dict[str, Any]:
+    """Apply the pass criteria of ``docs/controls.md`` to an analysis summary.
+
+    Positive: for each planted type (void: Ωm > σ8; cluster: σ8 > Ωm) the difference CI
+    excludes 0 with the planted sign, and the paired gain of the trained over the untrained
+    SOP, signed the planted way, has a CI above 0. Negative: every type's difference CI
+    includes 0.
+    """
+    diffs = summary["differences"]
+    checks: dict[str, bool] = {}
+    if kind == "positive":
+        if gain is None:
+            raise ValueError("gain: the positive control needs the trained-vs-untrained gain")
+        for t, sign in _PLANTED_SIGN.items():
+            lo, hi = diffs[t]["ci95"]
+            checks[f"{t}_sign"] = bool(lo > 0) if sign > 0 else bool(hi < 0)
+            glo, ghi = gain[t]["ci95"]
+            checks[f"{t}_beats_untrained"] = bool(glo > 0) if sign > 0 else bool(ghi < 0)
+    elif kind == "negative":
+        for t in GROUP_TYPES:
+            lo, hi = diffs[t]["ci95"]
+            checks[f"{t}_includes_zero"] = bool(lo <= 0 <= hi)
+    else:
+        raise ValueError(f"kind: expected one of {CONTROL_KINDS}, got {kind!r}")
+    return {"checks": checks, "passed": all(checks.values())}
+
+
+def run_control(
+    kind: str,
+    out_dir: str | os.PathLike,
+    settings: ControlsSettings,
+    *,
+    seed: int = ControlsConfig.seed,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """One control end to end: planted data, CNN, SOP, untrained twin, analyses, verdict.
+
+    Writes under ``out_dir``: ``data/{train,val,test}.h5``, ``cnn/``, ``sop/`` (training runs
+    with ``test_metrics.json``), ``sop_untrained/model.pt``, ``analysis/`` and
+    ``analysis_untrained/`` (the outputs of :func:`sop_cosmo.cosmo.stages.analyse.analyze`).
+
+    Returns
+    -------
+    dict
+        Spec, test MSEs, both summaries, the paired gain, the checks and ``passed``.
+    """
+    from sop_cosmo.cosmo.config import TrainConfig
+    from sop_cosmo.cosmo.stages.analyse import analyze
+    from sop_cosmo.cosmo.stages.evaluate import evaluate
+    from sop_cosmo.cosmo.stages.train import train
+
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    spec = ControlSpec(
+        kind=kind, n_cosmologies=settings.n_cosmologies, n_perms=settings.n_perms,
+        patch_size=settings.patch_size, seed=seed, **settings.spec_options,
+    )  # fmt: skip
+    counts = write_control(spec, out / "data")
+    data = {s: out / "data" / f"{s}.h5" for s in SPLITS}
+    common = {"seed": seed, "device": "cpu", "checkpoint_every": 0, "patience": None,
+              "batch_size": settings.batch_size}  # fmt: skip
+    cnn_cfg = TrainConfig(kind="cnn", epochs=settings.cnn_epochs, lr=settings.cnn_lr,
+                          model_options=settings.cnn_options, **common)  # fmt: skip
+    cnn = train(data["train"], data["val"], out / "cnn", cnn_cfg, progress=progress)
+    sop_cfg = TrainConfig(
+        kind="sop", epochs=settings.sop_epochs, lr=settings.sop_lr,
+        model_options=settings.sop_options, backbone=str(cnn), **common,
+    )  # fmt: skip
+    sop = train(data["train"], data["val"], out / "sop", sop_cfg, progress=progress)
+    untrained = untrained_checkpoint(sop, cnn, out / "sop_untrained" / "model.pt")
+    t_train = time.perf_counter() - t0
+    mse = {
+        name: evaluate(ckpt, data["test"], ckpt.parent / "test_metrics.json", device="cpu")
+        for name, ckpt in (("cnn", cnn), ("sop", sop), ("sop_untrained", untrained))
+    }
+    kw = {"n_boot": settings.n_boot, "seed": seed, "device": "cpu", "progress": progress}
+    summary = analyze(sop, data["test"], out / "analysis", **kw)
+    summary_u = analyze(untrained, data["test"], out / "analysis_untrained", figures=False, **kw)
+    gain = paired_gain(out / "analysis" / "groups.h5", out / "analysis_untrained" / "groups.h5",
+                       n_boot=settings.n_boot, seed=seed)  # fmt: skip
+    verdict = judge(kind, summary, gain if kind == "positive" else None)
+    return {
+        "kind": kind,
+        "spec": spec.to_dict(),
+        "maps": counts,
+        "test_mse": {k: {"mse": v["mse"], "mse_mean": v["mse_mean"]} for k, v in mse.items()},
+        "differences": summary["differences"],
+        "contributions": summary["contributions"],
+        "group_type_rates": summary["group_type_rates"],
+        "purity": summary["purity"],
+        "untrained": {
+            "differences": summary_u["differences"],
+            "group_type_rates": summary_u["group_type_rates"],
+        },
+        "gain_over_untrained": gain,
+        "analysis_dir": str(out / "analysis"),
+        "seconds": {"train": round(t_train, 2), "total": round(time.perf_counter() - t0, 2)},
+        **verdict,
+    }
+
+
+def run_controls(
+    out_dir: str | os.PathLike,
+    config: ControlsConfig | None = None,
+    *,
+    progress: bool = True,
+    settings: ControlsSettings | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Run both controls and write ``out_dir/controls.json`` and ``out_dir/figures/controls.png``.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Output directory; the controls' own files go under ``positive/`` and ``negative/``.
+    config : ControlsConfig, optional
+        ``quick`` (use :data:`QUICK`, about a minute on one core, instead of :data:`DEFAULT`),
+        ``seed`` (seeds the data, the training and the bootstraps) and ``threads`` (torch CPU
+        threads for the run, restored afterwards; the models are tiny: on two shared cores one
+        thread was 9× faster than two). Default :class:`~sop_cosmo.cosmo.config.ControlsConfig`.
+    progress : bool
+        tqdm bars.
+    settings : ControlsSettings, optional
+        Overrides ``quick``.
+    **overrides
+        Fields of :class:`~sop_cosmo.cosmo.config.ControlsConfig` to replace, e.g. ``quick=True``.
+
+    Returns
+    -------
+    dict
+        What ``controls.json`` holds: ``{"positive": {..., "passed"}, "negative": {...},
+        "settings", "seed", "quick", "seconds"}``.
+    """
+    from sop_cosmo._threads import torch_threads  # torch only when the controls run
+    from sop_cosmo.cosmo.figures import controls_figure
+
+    cfg = resolve(ControlsConfig, config, overrides)
+    quick, seed, threads = cfg.quick, cfg.seed, cfg.threads
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    settings = settings or (QUICK if quick else DEFAULT)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a directory; choose another path")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads: expected ≥ 1, got {threads}")
+    t0 = time.perf_counter()
+    result: dict[str, Any] = {}
+    with torch_threads(threads) as used:
+        for kind in CONTROL_KINDS:
+            result[kind] = run_control(kind, out / kind, settings, seed=seed, progress=progress)
+    result.update({
+        "seed": seed, "quick": quick, "settings": settings.to_dict(),
+        "torch_threads": used,
+        "seconds": round(time.perf_counter() - t0, 2),
+    })  # fmt: skip
+    controls_figure(result, out / "figures" / "controls.png")
+    with atomic_path(out / "controls.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    return result
