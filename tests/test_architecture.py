@@ -134,3 +134,12 @@ def test_allowed_imports_pass():
 def test_relative_imports_resolve():
     names = imports("from ..maths import sky\nfrom . import train", "sop_cosmo.cosmo.stages.x")
     assert {"sop_cosmo.cosmo.maths.sky", "sop_cosmo.cosmo.stages.train"} <= names
+
+
+def test_the_cosmo_public_face_resolves():
+    import sop_cosmo.cosmo as cosmo
+
+    for name in cosmo.__all__:
+        assert getattr(cosmo, name) is not None, name
+    with pytest.raises(AttributeError):
+        cosmo.no_such_name  # noqa: B018

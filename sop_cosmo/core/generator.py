@@ -94,13 +94,14 @@ class GroupGenerator(nn.Module):
         self,
         feature_dim: int,
         *,
-        n_groups: int = 16,
-        keep_fraction: float = 0.2,
-        n_heads: int = 4,
-        scale: float = 1.0,
-        mask_mode: str = "ste",
-        ste_temperature: float = 1.0,
+        n_groups: int,
+        keep_fraction: float,
+        n_heads: int,
+        scale: float,
+        mask_mode: str,
+        ste_temperature: float,
     ) -> None:
+        # No defaults here: SOPConfig holds them, once.
         super().__init__()
         if mask_mode not in MASK_MODES:
             raise ValueError(f"mask_mode: expected one of {MASK_MODES}, got {mask_mode!r}")

@@ -39,7 +39,7 @@ class GroupSelector(nn.Module):
         pooled_dim: int,
         n_outputs: int,
         *,
-        scale: float = 1.0,
+        scale: float,
         init_queries: Tensor | None = None,
     ) -> None:
         super().__init__()
