@@ -4,19 +4,30 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
+PIP_VERSION := 26.3
 # The workflow's rules call `sop-cosmo` and `papermill`: take them from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test test-unit test-workflow lint bench clean venv ci
+.PHONY: demo test test-unit test-workflow lint bench clean venv ci lock
 
 venv: $(STAMP)
 
-# The constraints file pins the CPU torch; see README for CUDA users.
+# constraints.txt is the lock: every dependency pinned (the CPU torch too); see README for CUDA.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "pip==$(PIP_VERSION)"
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# Re-resolve the lock: a fresh venv with the newest versions pyproject.toml allows (torch kept
+# at the CPU build), frozen into constraints.txt. Run `make test` on it before committing.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q "pip==$(PIP_VERSION)" torch==2.13.0
+	.venv-lock/bin/python -m pip install -q -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; .venv-lock/bin/python -m pip freeze --exclude-editable \
+	  | sed 's/^torch==.*/torch==2.13.0/'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .venv-lock
 
 # The whole workflow on the default config (config/config.yaml), then the HTML report.
 # Reruns redo only what is missing or out of date.

@@ -39,7 +39,12 @@ class SOPConfig:
     group_gen_scale : float
         Multiplier on generator attention scores.
     group_sel_scale : float
-        Multiplier on selector scores; larger gives sparser weights.
+        Multiplier on the raw selector scores; used only when ``active_groups`` is None.
+    active_groups : int or None
+        Groups with non-zero weight per input and output: the selector standardises its
+        scores over the groups and picks the sparsemax temperature that keeps exactly this
+        many (:func:`~sop_cosmo.core.selector.budget_sparsemax`). None: sparsemax of
+        ``group_sel_scale`` × the raw scores, the anchor's rule.
     mask_mode : {"ste", "anchor"}
         Gradient path to the masks: straight-through (default) or the anchor's scalar gate.
     ste_temperature : float
@@ -60,6 +65,7 @@ class SOPConfig:
     n_heads: int = 4
     group_gen_scale: float = 1.0
     group_sel_scale: float = 1.0
+    active_groups: int | None = None
     mask_mode: str = "ste"
     ste_temperature: float = 1.0
     freeze_backbone: bool = True
@@ -148,6 +154,7 @@ class SumOfParts(nn.Module):
             backbone.pooled_dim,
             backbone.n_outputs,
             scale=cfg.group_sel_scale,
+            active=cfg.active_groups,
             init_queries=head_w,
         )
 

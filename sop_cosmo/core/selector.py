@@ -1,5 +1,16 @@
 """Group selector: sparse cross-attention from one query per output to the G group keys.
 
+Two ways to turn scores into weights (``active``):
+
+an integer K (the default of :class:`~sop_cosmo.core.model.SOPConfig`)
+    The scores are standardised over the groups of each input and output, and sparsemax runs
+    at the temperature that leaves exactly K groups with non-zero weight
+    (:func:`budget_sparsemax`). The number of active groups is then a setting, not an
+    accident of the backbone's output scale.
+``None``
+    Sparsemax of ``scale`` times the raw scores (the anchor's rule, kept for ablations): the
+    support then depends on how far apart the groups' scores happen to be.
+
 Queries start as a copy of the backbone head's weights (when the head is linear) and keys are
 the pooled backbone features of each masked input, both through identity-initialised
 projections. At initialisation a group's score is therefore its own predicted value for that
@@ -16,7 +27,35 @@ from torch import Tensor, nn
 
 from .sparsemax import sparsemax
 
-__all__ = ["GroupSelector"]
+__all__ = ["GroupSelector", "budget_sparsemax"]
+
+# T·gap = 1 + _MARGIN puts the (K+1)-th group strictly below the sparsemax threshold.
+_MARGIN = 1e-3
+
+
+def budget_sparsemax(scores: Tensor, active: int, dim: int = 1) -> Tensor:
+    """Sparsemax over ``dim`` of the standardised scores, with exactly ``active`` non-zeros.
+
+    With z the scores standardised along ``dim`` and z₍₁₎ ≥ z₍₂₎ ≥ … sorted, the temperature
+    T = (1 + ε) / Σ_{j≤K} (z₍ⱼ₎ − z₍K+1₎) is the largest at which the K-th group still
+    has weight, so ``sparsemax(T·z)`` keeps the K best groups (fewer only at exact ties).
+    T is a constant of the backward pass. ``active ≥ G`` keeps every group (T halves the
+    spread to the lowest score).
+    """
+    g = scores.shape[dim]
+    if active < 1:
+        raise ValueError(f"active: expected at least 1 group, got {active}")
+    mean = scores.mean(dim, keepdim=True)
+    std = scores.std(dim, keepdim=True, unbiased=False).clamp_min(1e-6)
+    z = (scores - mean) / std
+    ranked = torch.sort(z.detach(), dim=dim, descending=True).values
+    if active >= g:
+        gap = 2.0 * (ranked - ranked.narrow(dim, g - 1, 1)).sum(dim, keepdim=True)
+    else:
+        top = ranked.narrow(dim, 0, active).sum(dim, keepdim=True)
+        gap = top - active * ranked.narrow(dim, active, 1)
+    temperature = (1.0 + _MARGIN) / gap.clamp_min(1e-6)
+    return sparsemax(temperature * z, dim=dim)
 
 
 class GroupSelector(nn.Module):
@@ -29,7 +68,10 @@ class GroupSelector(nn.Module):
     n_outputs : int
         Number of outputs C.
     scale : float
-        Multiplier on the scores before sparsemax (larger: sparser selection).
+        Multiplier on the raw scores before sparsemax; used only when ``active`` is None.
+    active : int or None
+        Groups with non-zero weight per input and output (:func:`budget_sparsemax`); None for
+        sparsemax of ``scale`` × the raw scores. Training may change it (e.g. start dense).
     init_queries : Tensor, optional
         (C, E) initial queries, e.g. the backbone head's weight; random when None.
     """
@@ -40,6 +82,7 @@ class GroupSelector(nn.Module):
         n_outputs: int,
         *,
         scale: float,
+        active: int | None,
         init_queries: Tensor | None = None,
     ) -> None:
         super().__init__()
@@ -50,7 +93,7 @@ class GroupSelector(nn.Module):
                 f"init_queries: expected shape ({n_outputs}, {pooled_dim}), "
                 f"got {tuple(init_queries.shape)}"
             )
-        self.scale = scale
+        self.scale, self.active = scale, active
         self.queries = nn.Parameter(init_queries.detach().clone().float())
         self.query_proj = nn.Linear(pooled_dim, pooled_dim, bias=False)
         self.key_proj = nn.Linear(pooled_dim, pooled_dim, bias=False)
@@ -58,8 +101,15 @@ class GroupSelector(nn.Module):
         nn.init.eye_(self.key_proj.weight)
 
     def forward(self, group_features: Tensor) -> Tensor:
-        """Weights (B, G, C) for pooled group features (B, G, E); each column sums to 1."""
-        keys = self.key_proj(group_features)  # (B, G, E)
-        queries = self.query_proj(self.queries)  # (C, E)
-        scores = self.scale * torch.einsum("bge,ce->bgc", keys, queries)
-        return sparsemax(scores, dim=1)
+        """Weights (B, G, C) for pooled group features (B, G, E); each column sums to 1.
+
+        Always in fp32: under bf16 autocast the weights would be off by a few percent and
+        would no longer sum to 1.
+        """
+        with torch.autocast(device_type=group_features.device.type, enabled=False):
+            keys = self.key_proj(group_features.float())  # (B, G, E)
+            queries = self.query_proj(self.queries)  # (C, E)
+            scores = torch.einsum("bge,ce->bgc", keys, queries)  # (B, G, C)
+            if self.active is None:
+                return sparsemax(self.scale * scores, dim=1)
+            return budget_sparsemax(scores, self.active, dim=1)

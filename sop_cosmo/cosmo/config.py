@@ -5,7 +5,7 @@ Snakemake workflow fills its config sections from them (:mod:`sop_cosmo.workflow
 and each stage function takes its class (plus keyword overrides, :func:`resolve`). A test
 checks that the workflow's JSON schema names the same keys with the same types.
 
-Nothing here does I/O or imports torch: the module is cheap to import from a Snakefile.
+Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import dataclasses
 import difflib
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
+
+from sop_cosmo.core import SOPConfig
 
 __all__ = [
     "GROUP_TYPES",
@@ -277,18 +279,24 @@ class CNNOptions:
 
 @dataclass(frozen=True)
 class SOPOptions:
-    """SOP around the trained CNN (docs/training.md)."""
+    """SOP around the trained CNN (docs/training.md). Settings the cosmology models share with
+    every SOP take :class:`~sop_cosmo.core.SOPConfig`'s defaults."""
 
     attention_patch: int = _opt(6, "pixels per side of a mask grid cell")
     n_groups: int = _opt(20, "groups G per map")
-    keep_fraction: float = _opt(0.2, "fraction of grid cells each group keeps")
-    n_heads: int = _opt(4, "attention heads of the group generator")
-    group_gen_scale: float = _opt(1.0, "scale of the group generator's attention logits")
-    group_sel_scale: float = _opt(1.0, "scale of the group selector's scores")
-    mask_mode: str = _opt("ste", "gradient path of the masks")
-    freeze_backbone: bool = _opt(True, "keep the CNN fixed while SOP trains")
-    selector_init: str = _opt("head", "initialisation of the selector's queries")
-    chunk_size: int = _opt(512, "masked inputs per backbone call (memory vs speed)")
+    keep_fraction: float = _opt(SOPConfig.keep_fraction, "fraction of grid cells a group keeps")
+    n_heads: int = _opt(SOPConfig.n_heads, "attention heads of the group generator")
+    group_gen_scale: float = _opt(SOPConfig.group_gen_scale, "scale of the generator's logits")
+    group_sel_scale: float = _opt(
+        SOPConfig.group_sel_scale, "scale of the selector's raw scores (active_groups null)"
+    )
+    active_groups: int | None = _opt(
+        SOPConfig.active_groups, "groups with non-zero weight per map and parameter"
+    )
+    mask_mode: str = _opt(SOPConfig.mask_mode, "gradient path of the masks")
+    freeze_backbone: bool = _opt(SOPConfig.freeze_backbone, "keep the CNN fixed while SOP trains")
+    selector_init: str = _opt(SOPConfig.selector_init, "initialisation of the selector's queries")
+    chunk_size: int = _opt(SOPConfig.chunk_size, "masked inputs per backbone call")
     baseline: float = _opt(0.0, "value of masked-out pixels (standardised units)")
 
 

@@ -184,7 +184,10 @@ def _fit(poly: Polynomial, config: TheoryConfig, seed: int) -> SumOfParts:
         mask_mode=config.mask_mode,
         freeze_backbone=False,
         selector_init="random",
+        # The anchor's raw-score selector: scale 0 makes it uniform, the control this
+        # experiment needs (a budget selector would always keep some groups at weight 0).
         group_sel_scale=1.0 if config.selector == "learned" else 0.0,
+        active_groups=None,
     )
     model = SumOfParts(backbone, sop_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)

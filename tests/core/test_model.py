@@ -195,3 +195,33 @@ def test_wrong_image_shape_is_a_clear_error():
     model = SumOfParts(make_cnn(), SOPConfig(n_groups=2))
     with pytest.raises(ValueError, match=r"x: expected shape \(B, 1, 16, 16\)"):
         model(torch.randn(2, 1, 8, 8))
+
+
+def test_budget_sparsemax_keeps_exactly_the_budget():
+    from sop_cosmo.core.selector import budget_sparsemax
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(64, 10, 2, generator=g)
+    for k in (1, 2, 3, 9):
+        w = budget_sparsemax(scores, k, dim=1)
+        assert torch.allclose(w.sum(1), torch.ones(64, 2), atol=1e-5)
+        assert ((w > 0).sum(1) == k).all(), k
+        # the kept groups are the k best scores
+        kept = w > 0
+        top = torch.zeros_like(kept).scatter_(1, scores.topk(k, dim=1).indices, True)
+        assert torch.equal(kept, top)
+    dense = budget_sparsemax(scores, 10, dim=1)
+    assert (dense > 0).all()
+    # standardised: the weights ignore the scores' scale and offset (the backbone's units)
+    assert torch.allclose(
+        budget_sparsemax(7.0 * scores - 3.0, 2, dim=1),
+        budget_sparsemax(scores, 2, dim=1),
+        atol=1e-5,
+    )
+
+
+def test_selector_budget_reaches_the_model():
+    model = SumOfParts(make_cnn(), SOPConfig(n_groups=6, keep_fraction=0.3, active_groups=2))
+    out = model.eval()(torch.randn(5, 1, 16, 16))
+    assert ((out.weights > 0).sum(1) == 2).all()
+    assert torch.allclose(out.prediction, out.contributions.sum(1), atol=1e-6)
