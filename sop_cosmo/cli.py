@@ -12,8 +12,10 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
+from sop_cosmo import _cli_checks as checks
+from sop_cosmo._cli_checks import CHECKPOINT, OUT_DIR, OUT_FILE, PATCHES, ROOT, SOP_CHECKPOINT
 from sop_cosmo._options import add_options, from_args
 from sop_cosmo.cosmo import config as cfg
 
@@ -162,8 +164,9 @@ class _Command:
     help: str
     description: str
     handler: Handler
-    #: (flag, help) of the files and folders the command reads and writes; all required.
-    paths: tuple[tuple[str, str], ...]
+    #: (flag, help, kind) of the files and folders the command reads and writes; all required,
+    #: and checked before the command starts (:mod:`sop_cosmo._cli_checks`).
+    paths: tuple[tuple[str, str, str], ...]
     config: type | None = None
     required: tuple[str, ...] = ()
     skip: tuple[str, ...] = ()
@@ -178,20 +181,22 @@ def _theory_options(p: argparse.ArgumentParser) -> None:
 
 
 def _vision_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
-    p.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="seed (default 0)")
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (default: off)")
+    p.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="seed (default: 0)")
     p.add_argument(
         "--masking",
         choices=("pixels", "tokens"),
         default=argparse.SUPPRESS,
         help="SOP hides a group's patches by blanking pixels or dropping ViT tokens "
-        "(default pixels)",
+        "(default: pixels)",
     )
 
 
 def _text_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quick", action="store_true", help="a short run (about 30 s on one core)")
-    p.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="seed (default 0)")
+    p.add_argument(
+        "--quick", action="store_true", help="a short run, about 30 s on one core (default: off)"
+    )
+    p.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="seed (default: 0)")
 
 
 _COMMANDS: dict[str, _Command] = {
@@ -200,7 +205,7 @@ _COMMANDS: dict[str, _Command] = {
         "Write theory.csv and theory.png: the smallest worst-case insertion/deletion error of "
         "any per-feature attribution (LP) next to a trained SOP's grouped error.",
         _theory,
-        (("--out", "output directory"),),
+        (("--out", "output directory", OUT_DIR),),
         extra=_theory_options,
     ),
     "simulate": _Command(
@@ -209,7 +214,7 @@ _COMMANDS: dict[str, _Command] = {
         "convergence maps for 4 tomographic bins, and write them with a metainfo file in the "
         "exact CosmoGridV1 layout under OUT/CosmoGrid (docs/contracts.md).",
         _simulate,
-        (("--out", "ROOT folder to write CosmoGrid/ into"),),
+        (("--out", "ROOT folder to write CosmoGrid/ into", OUT_DIR),),
         config=cfg.SimulateConfig,
     ),
     "preprocess": _Command(
@@ -217,7 +222,7 @@ _COMMANDS: dict[str, _Command] = {
         "Read every map under ROOT, add noise and smoothing on the sphere, cut gnomonic "
         "patches and write DIR/{train,val,test}.h5, split by cosmology (docs/contracts.md).",
         _preprocess,
-        (("--root", "folder containing CosmoGrid/"), ("--out", "output folder DIR")),
+        (("--root", "folder containing CosmoGrid/", ROOT), ("--out", "output folder DIR", OUT_DIR)),
         config=cfg.PreprocessConfig,
     ),
     "train": _Command(
@@ -226,7 +231,11 @@ _COMMANDS: dict[str, _Command] = {
         "RUN/last.pt (resumable) and RUN/metrics.jsonl. Started again with the same "
         "arguments, a killed run resumes from RUN/last.pt.",
         _train,
-        (("--train", "DIR/train.h5"), ("--val", "DIR/val.h5"), ("--out", "run folder RUN")),
+        (
+            ("--train", "DIR/train.h5", PATCHES),
+            ("--val", "DIR/val.h5", PATCHES),
+            ("--out", "run folder RUN", OUT_DIR),
+        ),
         config=cfg.TrainConfig,
         required=("kind",),
     ),
@@ -236,9 +245,9 @@ _COMMANDS: dict[str, _Command] = {
         "models) to OUT.",
         _evaluate,
         (
-            ("--checkpoint", "RUN/model.pt"),
-            ("--data", "DIR/test.h5"),
-            ("--out", "RUN/test_metrics.json"),
+            ("--checkpoint", "RUN/model.pt", CHECKPOINT),
+            ("--data", "DIR/test.h5", PATCHES),
+            ("--out", "RUN/test_metrics.json", OUT_FILE),
         ),
         config=cfg.EvaluateConfig,
         quiet=False,
@@ -251,9 +260,9 @@ _COMMANDS: dict[str, _Command] = {
         "figures/. See docs/analysis.md.",
         _analyze,
         (
-            ("--checkpoint", "RUN/model.pt of a sop run"),
-            ("--data", "DIR/test.h5"),
-            ("--out", "output folder"),
+            ("--checkpoint", "RUN/model.pt of a sop run", SOP_CHECKPOINT),
+            ("--data", "DIR/test.h5", PATCHES),
+            ("--out", "output folder", OUT_DIR),
         ),
         config=cfg.AnalyzeConfig,
     ),
@@ -265,9 +274,9 @@ _COMMANDS: dict[str, _Command] = {
         "seconds per map; SOP included) and figures/. See docs/baselines.md.",
         _baselines,
         (
-            ("--checkpoint", "RUN_SOP/model.pt of a sop run"),
-            ("--data", "DIR/test.h5"),
-            ("--out", "output folder"),
+            ("--checkpoint", "RUN_SOP/model.pt of a sop run", SOP_CHECKPOINT),
+            ("--data", "DIR/test.h5", PATCHES),
+            ("--out", "output folder", OUT_DIR),
         ),
         config=cfg.BaselinesConfig,
     ),
@@ -279,7 +288,7 @@ _COMMANDS: dict[str, _Command] = {
         "OUT/controls.json, OUT/figures/controls.png and OUT/{positive,negative}/. See "
         "docs/controls.md.",
         _controls,
-        (("--out", "output folder"),),
+        (("--out", "output folder", OUT_DIR),),
         config=cfg.ControlsConfig,
     ),
     "vision-demo": _Command(
@@ -287,7 +296,7 @@ _COMMANDS: dict[str, _Command] = {
         "Train a tiny ViT and SOP on upsampled digits (offline, CPU) and write accuracy and "
         "insertion/deletion AUCs (vision_metrics.json) and a figure.",
         _vision_demo,
-        (("--out", "output folder"),),
+        (("--out", "output folder", OUT_DIR),),
         extra=_vision_options,
     ),
     "text-demo": _Command(
@@ -297,37 +306,67 @@ _COMMANDS: dict[str, _Command] = {
         "IG/feature ablation/KernelSHAP and insertion/deletion AUCs (text_metrics.json) and a "
         "figure of the highlighted groups (text_groups.png).",
         _text_demo,
-        (("--out", "output folder"),),
+        (("--out", "output folder", OUT_DIR),),
         extra=_text_options,
     ),
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """An option error is one line (what is wrong, and where the help is), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, exposed for tests and docs."""
-    parser = argparse.ArgumentParser(prog="sop-cosmo", description=__doc__)
+    parser = _Parser(prog="sop-cosmo", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--debug", action="store_true", help="on an error, show the full traceback (default: off)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, command in _COMMANDS.items():
         p = sub.add_parser(name, help=command.help, description=command.description)
-        for flag, help_text in command.paths:
+        for flag, help_text, _kind in command.paths:
             p.add_argument(flag, required=True, help=help_text)
         if command.config is not None:
             add_options(p, command.config, required=command.required, skip=command.skip)
         if command.extra is not None:
             command.extra(p)
         if command.quiet:
-            p.add_argument("--quiet", action="store_true", help="no progress bars")
+            p.add_argument("--quiet", action="store_true", help="no progress bars (default: off)")
         p.set_defaults(func=command.handler)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sop-cosmo`` console script."""
-    args = build_parser().parse_args(argv)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"sop-cosmo {args.command}: error: {err}", file=sys.stderr)
+        return version("sop-cosmo")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sop-cosmo`` console script.
+
+    A user error (a missing or wrong input, an unusable ``--out``, an unavailable device, a bad
+    value) exits 2 with one line on stderr, after the inputs are checked and before anything is
+    created; a folder the failed run created and left empty is removed. ``--debug`` re-raises.
+    """
+    args = build_parser().parse_args(argv)
+    paths = _COMMANDS[args.command].paths
+    try:
+        with checks.remove_created_dirs(checks.out_path(args, paths)):
+            checks.check_paths(args.command, args, paths)
+            return args.func(args)
+    except (ValueError, OSError) as err:
+        if args.debug:
+            raise
+        print(f"sop-cosmo {args.command}: error: {checks.one_line(err)}", file=sys.stderr)
         return 2
 
 

@@ -1,12 +1,14 @@
 """The Sum-of-Parts core: model-agnostic, it knows nothing of cosmology, images or text."""
 
 from .backbones import ImageBackbone, SOPBackbone, TokenBackbone, VectorBackbone
+from .diagnostics import DIAGNOSTICS, group_diagnostics
 from .generator import GeneratedGroups, GroupGenerator, topk_rank_mask
 from .model import SOPConfig, SOPOutput, SumOfParts
-from .selector import GroupSelector
+from .selector import GroupSelector, budget_sparsemax
 from .sparsemax import sparsemax
 
 __all__ = [
+    "DIAGNOSTICS",
     "GeneratedGroups",
     "GroupGenerator",
     "GroupSelector",
@@ -17,6 +19,8 @@ __all__ = [
     "SumOfParts",
     "TokenBackbone",
     "VectorBackbone",
+    "budget_sparsemax",
+    "group_diagnostics",
     "sparsemax",
     "topk_rank_mask",
 ]

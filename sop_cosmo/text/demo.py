@@ -154,7 +154,7 @@ DEFAULTS: dict[str, Any] = {
     "sop_epochs": 5,
     "n_groups": 8,
     # Every group keeps a weight, set by scores standardised over the groups (core/selector):
-    # quick runs reached SOP accuracy ≥ 0.99 on 4 of seeds 0-4, against 2 of 5 with the raw
+    # quick runs reached SOP accuracy ≥ 0.99 on 4 of seeds 0-4, against 2 of 4 with the raw
     # scores and 3 of 5 with 2 active groups (docs/text.md).
     "active_groups": 8,
     "keep_fraction": 0.2,

@@ -227,3 +227,26 @@ def test_selector_budget_reaches_the_model():
     # exactly 2, except where identical groups tie at the boundary (both then drop out)
     assert ((active >= 1) & (active <= 2)).all() and (active == 2).float().mean() > 0.5
     assert torch.allclose(out.prediction, out.contributions.sum(1), atol=1e-6)
+
+
+def test_group_diagnostics_tell_collapse_from_spread():
+    from sop_cosmo.core import SOPOutput, group_diagnostics
+
+    b, g, n = 3, 4, 8
+    same = torch.zeros(b, g, n)
+    same[:, :, :2] = 1  # every group keeps units 0-1
+    tiled = torch.zeros(b, g, n)
+    for i in range(g):
+        tiled[:, i, 2 * i : 2 * i + 2] = 1  # the groups tile the input
+    weights = torch.zeros(b, g, 2)
+    weights[:, 0] = 1.0
+
+    def out(m):
+        return SOPOutput(m, m, torch.zeros(b, g, 2), weights, torch.zeros(b, g, 1), m)
+
+    collapsed, spread = group_diagnostics(out(same)), group_diagnostics(out(tiled))
+    assert collapsed == {"active_groups": 1.0, "distinct_masks": 1.0, "coverage": 0.25}
+    assert spread == {"active_groups": 1.0, "distinct_masks": 4.0, "coverage": 1.0}
+    valid = torch.ones(b, n, dtype=torch.bool)
+    valid[:, 4:] = False  # padding is not counted
+    assert group_diagnostics(out(same), valid)["coverage"] == 0.5

@@ -9,7 +9,7 @@ from snakemake.utils import min_version, validate
 
 from sop_cosmo.cosmo.config import SPLITS, Thresholds
 from sop_cosmo.cosmo.contracts.cosmogrid import metainfo_path
-from sop_cosmo.workflow_config import fill_defaults, stage_flags
+from sop_cosmo.workflow_config import check_config, fill_defaults, stage_flags
 
 min_version("9.0")
 
@@ -17,12 +17,16 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-# Stops before any job starts, naming the offending key. The schema checks types and ranges;
-# the defaults of the stage sections come from the package's config dataclasses (their one
-# source, shared with the CLI), filled in after validation.
+# Stops before any job starts. The schema checks types and ranges; check_config's error is one
+# line naming the key, its value and what is allowed (with a "did you mean"), so Snakemake's
+# validate, kept for the top-level defaults it fills in, never dumps the schema. The defaults
+# of the stage sections come from the package's config dataclasses (their one source, shared
+# with the CLI), filled in after validation.
 SCHEMA = Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
+SCHEMA_DICT = yaml.safe_load(SCHEMA.read_text())
+check_config(config, SCHEMA_DICT)
 validate(config, str(SCHEMA))
-fill_defaults(config, yaml.safe_load(SCHEMA.read_text()))
+fill_defaults(config, SCHEMA_DICT)
 
 RESULTS = Path(config["results"])
 LOGS = Path(config["logs"])
