@@ -129,6 +129,12 @@ class TrainConfig:
     warmup_steps: int | None = _opt(None, "linear warm-up in steps (overrides the fraction)")
     min_lr_ratio: float = _opt(0.01, "the cosine decay ends at lr * this")
     grad_clip: float | None = _opt(1.0, "maximum global gradient norm (none: no clipping)")
+    generator_lr_ratio: float = _opt(
+        1.0, "sop: the group generator's learning rate as a fraction of lr"
+    )
+    selector_epochs: int = _opt(
+        0, "sop: the first epochs train the selector alone (the generator's lr is 0)"
+    )
     patience: int | None = _opt(10, "stop after this many epochs without a better val loss")
     checkpoint_every: int = _opt(500, "also write last.pt every this many steps (0: epochs)")
     seed: int = _opt(0, "seeds initialisation, dropout and the batch order")
@@ -150,7 +156,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size", "lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)}")
-        for name in ("weight_decay", "checkpoint_every", "num_workers"):
+        if not self.generator_lr_ratio >= 0:
+            raise ValueError(f"generator_lr_ratio: expected ≥ 0, got {self.generator_lr_ratio}")
+        for name in ("weight_decay", "checkpoint_every", "num_workers", "selector_epochs"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name}: expected ≥ 0, got {getattr(self, name)}")
         if not 0 <= self.warmup_fraction < 1:
@@ -297,6 +305,11 @@ class SOPOptions:
     freeze_backbone: bool = _opt(SOPConfig.freeze_backbone, "keep the CNN fixed while SOP trains")
     selector_init: str = _opt(SOPConfig.selector_init, "initialisation of the selector's queries")
     chunk_size: int = _opt(SOPConfig.chunk_size, "masked inputs per backbone call")
+    feature_stage: int | None = _opt(
+        None,
+        "CNN stage (1 = first) whose feature map the generator reads; none: the deepest one "
+        "at least as fine as the mask grid",
+    )
     baseline: float = _opt(0.0, "value of masked-out pixels (standardised units)")
 
 

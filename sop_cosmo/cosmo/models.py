@@ -84,8 +84,12 @@ class CNNRegressor(nn.Module):
             raise ValueError("widths, hidden: give at least one conv stage and one hidden layer")
         layers: list[nn.Module] = []
         size, channels = patch_size, in_channels
+        #: Side of each conv stage's output map, and its channels.
+        self.stage_sizes: list[int] = []
+        self.stage_widths: list[int] = list(widths)
         for w in widths:
             size = (size - kernel + 1) // 2
+            self.stage_sizes.append(size)
             if size < 1:
                 raise ValueError(
                     f"patch_size: {patch_size} px is too small for {len(widths)} conv stages "
@@ -136,6 +140,32 @@ class _Encoder(nn.Module):
         return self.fc(self.trunk(x))
 
 
+def generator_stage(cnn: CNNRegressor, attention_patch: int, stage: int | None = None) -> int:
+    """The conv stage (1-based) whose feature map the group generator reads.
+
+    ``None`` picks the deepest stage whose map is at least as fine as the mask grid, so every
+    grid cell gets features of its own (the last stage is 1×1 on small patches: every cell
+    would then see the same vector). A stage coarser than half the grid is refused.
+    """
+    grid = -(-cnn.patch_size // attention_patch)
+    sizes = cnn.stage_sizes
+    if stage is None:
+        fine = [i + 1 for i, size in enumerate(sizes) if size >= grid]
+        stage = fine[-1] if fine else 1
+    if not 1 <= stage <= len(sizes):
+        raise ValueError(
+            f"feature_stage: expected 1 to {len(sizes)} (the CNN's stages), got {stage}"
+        )
+    if 2 * sizes[stage - 1] < grid:
+        raise ValueError(
+            f"feature_stage: stage {stage}'s feature map is {sizes[stage - 1]}×{sizes[stage - 1]}"
+            f", coarser than half the {grid}×{grid} mask grid ({cnn.patch_size} px / "
+            f"attention_patch {attention_patch}); choose an earlier stage or a larger "
+            "attention_patch"
+        )
+    return stage
+
+
 class SOPRegressor(nn.Module):
     """SOP around a trained :class:`CNNRegressor`; groups are masks over a patch grid.
 
@@ -157,9 +187,11 @@ class SOPRegressor(nn.Module):
         *,
         attention_patch: int = SOPOptions.attention_patch,
         baseline: float = SOPOptions.baseline,
+        feature_stage: int | None = SOPOptions.feature_stage,
         **sop_options: Any,
     ) -> None:
         super().__init__()
+        stage = generator_stage(cnn, attention_patch, feature_stage)
         backbone = ImageBackbone(
             _Encoder(cnn),
             cnn.head,
@@ -168,10 +200,12 @@ class SOPRegressor(nn.Module):
             in_channels=cnn.in_channels,
             n_outputs=cnn.n_outputs,
             pooled_dim=cnn.pooled_dim,
-            feature_net=cnn.trunk,
-            feature_dim=cnn.feature_dim,
+            # The trunk up to that stage: its layers are the CNN's own (frozen with it).
+            feature_net=cnn.trunk[: 3 * stage],
+            feature_dim=cnn.stage_widths[stage - 1],
             baseline=baseline,
         )
+        self.feature_stage = stage
         self.sop = SumOfParts(backbone, SOPConfig(**sop_options))
         self.n_groups = self.sop.config.n_groups
 
@@ -258,18 +292,20 @@ def _check_kind(kind: str) -> None:
 
 
 def _build(args: dict[str, Any], backbone_args: dict[str, Any] | None) -> nn.Module:
-    backbone = None
+    backbone, options = None, dict(args["options"])
     if args["kind"] == "sop":
         if backbone_args is None:
             raise ValueError("checkpoint: a sop model needs 'backbone_args'")
         backbone = _build(backbone_args, None)
+        # Checkpoints written before the option existed read the CNN's last stage.
+        options.setdefault("feature_stage", len(backbone.stage_sizes))
     return build_model(
         args["kind"],
         in_channels=args["in_channels"],
         patch_size=args["patch_size"],
         n_outputs=args["n_outputs"],
         n_features=args["n_features"],
-        options=args["options"],
+        options=options,
         backbone=backbone,
     )
 

@@ -1,5 +1,6 @@
 """The training engine: runs, checkpoints, bit-exact resume after SIGKILL, evaluation."""
 
+import dataclasses
 import json
 import logging
 import math
@@ -19,11 +20,12 @@ import torch
 from sop_cosmo.cosmo import runtime as runtime_mod
 from sop_cosmo.cosmo.config import TrainConfig
 from sop_cosmo.cosmo.dataset import Normalization, load_split
-from sop_cosmo.cosmo.models import load_model
+from sop_cosmo.cosmo.models import build_model, load_model
+from sop_cosmo.cosmo.optim import WarmupCosine
 from sop_cosmo.cosmo.runtime import runtime_settings, select_device
 from sop_cosmo.cosmo.stages import train as train_mod
 from sop_cosmo.cosmo.stages.evaluate import evaluate
-from sop_cosmo.cosmo.stages.train import WarmupCosine, train
+from sop_cosmo.cosmo.stages.train import train
 from tests.cosmo.test_data import make_patch_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -307,3 +309,39 @@ def test_config_round_trip_and_validation():
         TrainConfig(lr=0)
     with pytest.raises(ValueError, match="only the sop model takes a backbone"):
         TrainConfig(kind="cnn", backbone="x.pt")
+
+
+def test_sop_stages_its_generator_and_logs_group_diagnostics(files, cnn_run, tmp_path):
+    # selector_epochs=1: the generator does not move in epoch 1, then learns at 0.5 × lr.
+    cfg = _config(
+        "sop",
+        epochs=2,
+        backbone=str(cnn_run / "model.pt"),
+        model_options=TINY_SOP,
+        selector_epochs=1,
+        generator_lr_ratio=0.5,
+        checkpoint_every=0,
+    )
+    out = tmp_path / "sop"
+    train(*files, out, dataclasses.replace(cfg, epochs=1), progress=False)
+    after_one = load_model(out / "model.pt")[1].model_state
+    # rebuild the untrained model the run started from (same seed) to compare
+    cnn, _ = load_model(cnn_run / "model.pt")
+    torch.manual_seed(cfg.seed)
+    init = build_model("sop", in_channels=2, patch_size=16, n_outputs=2,
+                       options=TINY_SOP, backbone=cnn).state_dict()  # fmt: skip
+    gen_keys = [k for k in init if k.startswith("sop.generator.")]
+    sel_keys = [k for k in init if k.startswith("sop.selector.")]
+    assert gen_keys and sel_keys
+    assert all(torch.equal(init[k], after_one[k]) for k in gen_keys)
+    assert any(not torch.equal(init[k], after_one[k]) for k in sel_keys)
+
+    train(*files, tmp_path / "sop2", cfg, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "sop2" / "metrics.jsonl").open()]
+    assert len(rows) == 2
+    for row in rows:
+        assert 1 <= row["active_groups"] <= 4
+        assert 1 <= row["distinct_masks"] <= 4
+        assert 0 < row["coverage"] <= 1
+    final = load_model(tmp_path / "sop2" / "last.pt")[1].model_state
+    assert any(not torch.equal(init[k], final[k]) for k in gen_keys)

@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sop_cosmo._io import atomic_path
+from sop_cosmo.core import DIAGNOSTICS, group_diagnostics
 from sop_cosmo.cosmo.config import TrainConfig, model_options
 from sop_cosmo.cosmo.contracts.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -38,6 +39,7 @@ from sop_cosmo.cosmo.contracts.checkpoint import (
 )
 from sop_cosmo.cosmo.dataset import Normalization, PatchData, load_split
 from sop_cosmo.cosmo.models import build_model, load_model
+from sop_cosmo.cosmo.optim import GeneratorSchedule, WarmupCosine, param_groups
 from sop_cosmo.cosmo.runtime import (
     EpochBatches,
     Runtime,
@@ -48,7 +50,7 @@ from sop_cosmo.cosmo.runtime import (
 )
 from sop_cosmo.seeding import rng_state, seed_everything, set_rng_state
 
-__all__ = ["RUNTIME_KEYS", "WarmupCosine", "train"]
+__all__ = ["RUNTIME_KEYS", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +60,6 @@ log = logging.getLogger(__name__)
 RUNTIME_KEYS: tuple[str, ...] = ("device", "num_workers", "amp", "compile", "backbone")
 
 _LAST, _BEST, _METRICS = "last.pt", "model.pt", "metrics.jsonl"
-
-
-class WarmupCosine:
-    """LR factor: linear warm-up over ``warmup`` steps, then cosine decay to ``min_ratio`` at
-    ``total`` steps. A class, not a closure, so ``LambdaLR.state_dict`` records its fields."""
-
-    def __init__(self, warmup: int, total: int, min_ratio: float) -> None:
-        self.warmup, self.total, self.min_ratio = int(warmup), int(total), float(min_ratio)
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
-        return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def _git_sha() -> str:
@@ -127,6 +115,27 @@ def _validate(
     phys = data.norm.destandardise(pred)
     mse = ((phys - data.y_phys.double()) ** 2).mean(0)
     return loss, {name: float(v) for name, v in zip(data.param_names, mse, strict=True)}
+
+
+#: Validation maps the per-epoch group diagnostics look at (enough for a stable mean).
+_DIAGNOSTIC_MAPS = 256
+
+
+@torch.no_grad()
+def _group_diagnostics(
+    model: nn.Module, data: PatchData, runtime: Runtime, batch_size: int
+) -> dict[str, float]:
+    """For sop: active groups, distinct masks and coverage on the first validation maps."""
+    if not hasattr(model, "explain"):
+        return {}
+    model.eval()
+    x = data.x[:_DIAGNOSTIC_MAPS]
+    rows = []
+    for s in range(0, len(x), batch_size):
+        xb = x[s : s + batch_size].to(runtime.device, non_blocking=runtime.non_blocking)
+        rows.append((len(xb), group_diagnostics(model.explain(xb))))
+    n = sum(k for k, _ in rows)
+    return {key: sum(k * r[key] for k, r in rows) / n for key in DIAGNOSTICS}
 
 
 @dataclass
@@ -270,8 +279,13 @@ def train(
         runtime.device
     )
     # Frozen parameters (the sop backbone) stay out of the optimiser and of the clip norm.
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    groups = param_groups(model)
+    params = [p for g in groups.values() for p in g]
+    optimizer = torch.optim.AdamW(
+        [{"params": g} for g in groups.values() if g],
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+    )
     steps_per_epoch = EpochBatches(
         len(train_data), config.batch_size, config.seed, 0, rank=rank, world_size=world_size
     ).batches_per_epoch
@@ -281,8 +295,21 @@ def train(
         if config.warmup_steps is not None
         else round(config.warmup_fraction * total)
     )
+    schedule = WarmupCosine(warmup, total, config.min_lr_ratio)
+    generator_schedule = GeneratorSchedule(
+        warmup,
+        total,
+        config.min_lr_ratio,
+        ratio=config.generator_lr_ratio,
+        frozen_steps=config.selector_epochs * steps_per_epoch,
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, WarmupCosine(warmup, total, config.min_lr_ratio)
+        optimizer,
+        [
+            generator_schedule if name == "generator" else schedule
+            for name, g in groups.items()
+            if g
+        ],
     )
     fingerprint = _fingerprint(config, model_args, train_data, val_data, backbone_sha)
     meta = _metadata(config, model_args, backbone_args, train_data, git_sha)
@@ -386,6 +413,7 @@ def train(
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"epoch {epoch + 1}: the training loss is {train_loss}")
         val_loss, val_mse = _validate(fwd, val_data, runtime, config.eval_batch_size)
+        groups_used = _group_diagnostics(model, val_data, runtime, config.eval_batch_size)
         state.epoch, state.batch, state.loss_sum, state.loss_count = epoch + 1, 0, 0.0, 0
         improved = val_loss < state.best_val
         if improved:
@@ -411,6 +439,7 @@ def train(
             "val_mse": val_mse,
             "lr": optimizer.param_groups[0]["lr"],
             "best": improved,
+            **groups_used,
             "seconds": round(time.perf_counter() - t0, 3),
         }
         state.history.append(row)
@@ -418,15 +447,19 @@ def train(
         state.finished = stop or state.epoch == config.epochs
         save_last()
         _write_metrics(metrics_path, state.history)
+        groups_text = "".join(f", {k} {v:.2f}" for k, v in groups_used.items())
         log.info(
-            "epoch %d/%d step %d: train %.5f, val %.5f%s",
+            "epoch %d/%d step %d: train %.5f, val %.5f%s%s",
             state.epoch,
             config.epochs,
             state.step,
             train_loss,
             val_loss,
+            groups_text,
             " (best)" if improved else "",
         )
+        if progress and groups_used:
+            tqdm.write(f"{config.kind} epoch {state.epoch}: val {val_loss:.4f}{groups_text}")
         if stop:
             log.info("early stop: %d epochs without a better val loss", state.bad_epochs)
             break
