@@ -98,6 +98,9 @@ class ControlsSettings:
     spec_options : dict
         Further :class:`~sop_cosmo.cosmo.maths.planted.ControlSpec` fields (e.g.
         ``corr_length``, ``tail``).
+    sop_train : dict
+        Further :class:`~sop_cosmo.cosmo.config.TrainConfig` fields of the SOP run (e.g.
+        ``selector_epochs``, ``generator_lr_ratio``).
     """
 
     n_cosmologies: int = 400
@@ -112,6 +115,7 @@ class ControlsSettings:
     sop_options: dict[str, Any] = field(default_factory=dict)
     n_boot: int = 1000
     spec_options: dict[str, Any] = field(default_factory=dict)
+    sop_train: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
@@ -265,6 +269,7 @@ def run_control(
     sop_cfg = TrainConfig(
         kind="sop", epochs=settings.sop_epochs, lr=settings.sop_lr,
         model_options=settings.sop_options, backbone=str(cnn), **common,
+        **settings.sop_train,
     )  # fmt: skip
     sop = train(data["train"], data["val"], out / "sop", sop_cfg, progress=progress)
     untrained = untrained_checkpoint(sop, cnn, out / "sop_untrained" / "model.pt")
