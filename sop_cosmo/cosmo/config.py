@@ -142,6 +142,11 @@ class TrainConfig:
     amp: bool = _opt(True, "bf16 autocast on CUDA (CPU always runs fp32)")
     compile: bool = _opt(False, "torch.compile the model on CUDA")
     num_workers: int = _opt(0, "DataLoader worker processes")
+    in_memory: bool = _opt(
+        False,
+        "read the whole split into RAM (a little faster on small splits); off: stream it from "
+        "the patch files, in memory that does not grow with the number of patches",
+    )
     model_options: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "JSON overrides of the model's options"}
     )

@@ -42,26 +42,27 @@ def split_files(tmp_path):
     )
 
 
-def test_pixels_standardised_per_bin_with_train_statistics(split_files):
+@pytest.mark.parametrize("in_memory", [False, True], ids=["streamed", "in-memory"])
+def test_pixels_standardised_per_bin_with_train_statistics(split_files, in_memory):
     train_path, val_path = split_files
-    train = load_split(train_path, "cnn")
+    train = load_split(train_path, "cnn", in_memory=in_memory)
     assert train.x.dtype == torch.float32 and train.x.shape == (64, 2, 16, 16)
-    bin_mean = train.x.double().mean(dim=(0, 2, 3))
-    bin_std = train.x.double().std(dim=(0, 2, 3), correction=0)
+    bin_mean = train.x[:].double().mean(dim=(0, 2, 3))
+    bin_std = train.x[:].double().std(dim=(0, 2, 3), correction=0)
     torch.testing.assert_close(bin_mean, torch.zeros(2, dtype=torch.float64), atol=1e-5, rtol=0)
     torch.testing.assert_close(bin_std, torch.ones(2, dtype=torch.float64), atol=1e-5, rtol=0)
     torch.testing.assert_close(train.y.mean(0), torch.zeros(2), atol=1e-5, rtol=0)
     torch.testing.assert_close(train.y.std(0, correction=0), torch.ones(2), atol=1e-5, rtol=0)
 
-    val = load_split(val_path, "cnn", norm=train.norm)
+    val = load_split(val_path, "cnn", norm=train.norm, in_memory=in_memory)
     assert val.norm is train.norm
     with h5py.File(val_path) as f:
         raw, params = f["kappa"][...].astype("f8"), f["params"][...].astype("f8")
     mean, std = np.array(train.norm.input_mean), np.array(train.norm.input_std)
     want = (raw - mean[:, None, None]) / std[:, None, None]
-    np.testing.assert_allclose(val.x.numpy(), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(val.x[:].numpy(), want, rtol=1e-5, atol=1e-5)
     # the val split's own statistics differ: they were not used
-    assert not np.allclose(val.x.double().mean(dim=(0, 2, 3)).numpy(), 0, atol=1e-3)
+    assert not np.allclose(val.x[:].double().mean(dim=(0, 2, 3)).numpy(), 0, atol=1e-3)
     np.testing.assert_allclose(val.y_phys.numpy(), params, rtol=1e-6)
     np.testing.assert_allclose(val.destandardise(val.y).numpy(), params, rtol=1e-5)
     assert val.param_names == ["Om", "s8"] and val.in_channels == 2 and val.patch_size == 16

@@ -208,7 +208,7 @@ def _hand_mse(model, ckpt, data_path):
     norm = Normalization.from_dict(ckpt.norm)
     data = load_split(data_path, ckpt.kind, norm=norm)
     with torch.no_grad():
-        pred = model(data.x).double().numpy()
+        pred = model(data.x[:]).double().numpy()
     phys = pred * np.array(norm.target_std) + np.array(norm.target_mean)
     with h5py.File(data_path) as f:
         truth = f["params"][...].astype("f8")

@@ -11,7 +11,8 @@ Layout::
 :func:`write_patch_file` writes a file in one shot (controls, tests); :class:`PatchFileWriter`
 streams one (preprocess). Both write atomically (a temporary file renamed on success).
 :func:`read_attrs`, :func:`read_patches` and :func:`open_patch_file` check the schema first;
-every error names the file and what is wrong.
+every error names the file and what is wrong. The streamed reader of one or more files of a
+split is :class:`sop_cosmo.cosmo.contracts.patchrows.PatchRows`, built on these.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ REQUIRED_ATTRS: tuple[str, ...] = (
 )
 #: The datasets every patch file holds.
 _DATASETS: tuple[str, ...] = ("kappa", "params", "cosmo_id")
-_HINT = "is this a patch file from `sop-cosmo preprocess`?"
+HINT = "is this a patch file from `sop-cosmo preprocess`?"
 
 PathLike = str | os.PathLike
 
@@ -263,30 +264,30 @@ class _Abort(Exception):
 # ------------------------------------------------------------------------------------ reading
 
 
-def _check_schema(f: h5py.File, path: Path) -> tuple[int, list[str]]:
+def _check_schema(f: h5py.File, path: Path, *, allow_empty: bool = False) -> tuple[int, list[str]]:
     """Validate the layout; return N and the parameter names."""
     for name in _DATASETS:
         if name not in f:
-            raise ValueError(f"{path}: no dataset {name!r}; {_HINT}")
+            raise ValueError(f"{path}: no dataset {name!r}; {HINT}")
         if not isinstance(f[name], h5py.Dataset):
-            raise ValueError(f"{path}: {name!r} is a group, not a dataset; {_HINT}")
+            raise ValueError(f"{path}: {name!r} is a group, not a dataset; {HINT}")
     missing = [a for a in REQUIRED_ATTRS if a not in f.attrs]
     if missing:
-        raise ValueError(f"{path}: missing file attribute(s) {missing}; {_HINT}")
+        raise ValueError(f"{path}: missing file attribute(s) {missing}; {HINT}")
     kappa, params, cid = f["kappa"], f["params"], f["cosmo_id"]
     if kappa.ndim != 4 or kappa.dtype.kind != "f":
         raise ValueError(
             f"{path}: dataset 'kappa' must be float (N, C, H, W), got {kappa.dtype} {kappa.shape}"
         )
     n, c, h, w = kappa.shape
-    if n == 0:
+    if n == 0 and not allow_empty:
         raise ValueError(f"{path}: dataset 'kappa' is empty (0 patches)")
     if params.ndim != 2 or params.shape[0] != n or params.dtype.kind != "f":
         raise ValueError(
             f"{path}: dataset 'params' must be float (N={n}, P), got {params.dtype} {params.shape}"
         )
     if "names" not in params.attrs:
-        raise ValueError(f"{path}: dataset 'params' has no attribute 'names'; {_HINT}")
+        raise ValueError(f"{path}: dataset 'params' has no attribute 'names'; {HINT}")
     names = [str(plain(v)) for v in np.atleast_1d(params.attrs["names"])]
     if len(names) != params.shape[1]:
         raise ValueError(
@@ -312,12 +313,13 @@ def _open(path: Path) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as err:
-        raise ValueError(f"{path}: not a readable HDF5 file ({err}); {_HINT}") from err
+        raise ValueError(f"{path}: not a readable HDF5 file ({err}); {HINT}") from err
 
 
-def open_patch_file(path: PathLike) -> h5py.File:
+def open_patch_file(path: PathLike, *, allow_empty: bool = False) -> h5py.File:
     """The open (read-only) file, after a schema check; for chunked reads. Close it yourself
-    (or use it in a ``with`` block).
+    (or use it in a ``with`` block). ``allow_empty`` accepts a file of 0 rows (a chunk of the
+    preprocessing may have none of a split's cosmologies).
 
     Raises
     ------
@@ -329,7 +331,7 @@ def open_patch_file(path: PathLike) -> h5py.File:
     path = Path(path)
     f = _open(path)
     try:
-        _check_schema(f, path)
+        _check_schema(f, path, allow_empty=allow_empty)
     except BaseException:
         f.close()
         raise

@@ -57,7 +57,9 @@ log = logging.getLogger(__name__)
 #: Config keys that may change between a run and its resumption: they decide where and how
 #: fast the run computes, not what it computes. (The backbone *path* may move; its content is
 #: compared by hash instead.)
-RUNTIME_KEYS: tuple[str, ...] = ("device", "num_workers", "amp", "compile", "backbone")
+RUNTIME_KEYS: tuple[str, ...] = (
+    "device", "num_workers", "amp", "compile", "backbone", "in_memory",
+)  # fmt: skip
 
 _LAST, _BEST, _METRICS = "last.pt", "model.pt", "metrics.jsonl"
 
@@ -256,8 +258,11 @@ def train(
 
     seed_everything(config.seed)
     backbone, backbone_args, norm, backbone_sha = _prepare_backbone(config)
-    train_data = load_split(train_path, config.kind, norm=norm, stats_options=config.stats_options)
-    val_data = load_split(val_path, config.kind, norm=train_data.norm)
+    train_data = load_split(
+        train_path, config.kind, norm=norm, stats_options=config.stats_options,
+        in_memory=config.in_memory,
+    )  # fmt: skip
+    val_data = load_split(val_path, config.kind, norm=train_data.norm, in_memory=config.in_memory)
     if (val_data.in_channels, val_data.patch_size) != (
         train_data.in_channels,
         train_data.patch_size,
