@@ -45,18 +45,30 @@ def _simulate(args: argparse.Namespace) -> int:
     config = from_args(cfg.SimulateConfig, args)
     meta = simulate_grid(args.out, config, progress=not args.quiet)
     n = config.n_cosmologies * config.n_perms
-    print(f"wrote {n} maps (nside {config.nside}) under {args.out}/CosmoGrid; metainfo {meta}")
+    if config.metainfo_only:
+        print(f"wrote the metainfo of {config.n_cosmologies} cosmologies (no maps): {meta}")
+    else:
+        print(f"wrote {n} maps (nside {config.nside}) under {args.out}/CosmoGrid; metainfo {meta}")
     return 0
 
 
 def _preprocess(args: argparse.Namespace) -> int:
     from sop_cosmo.cosmo.stages.preprocess import preprocess
 
-    counts = preprocess(
-        args.root, args.out, from_args(cfg.PreprocessConfig, args), progress=not args.quiet
-    )
+    config = from_args(cfg.PreprocessConfig, args)
+    counts = preprocess(args.root, args.out, config, chunk=args.chunk, progress=not args.quiet)
     summary = ", ".join(f"{k} {v}" for k, v in counts.items())
-    print(f"wrote {args.out}/{{train,val,test}}.h5: {summary} patches")
+    what = "" if args.chunk is None else f" (chunk {args.chunk} of {config.chunks})"
+    print(f"wrote {args.out}/{{train,val,test}}.h5{what}: {summary} patches")
+    return 0
+
+
+def _gather(args: argparse.Namespace) -> int:
+    from sop_cosmo.cosmo.stages.preprocess import gather
+
+    counts = gather(args.chunk_dirs, args.out, progress=not args.quiet)
+    summary = ", ".join(f"{k} {v}" for k, v in counts.items())
+    print(f"wrote {args.out}/{{train,val,test}}.h5 from {len(args.chunk_dirs)} chunks: {summary}")
     return 0
 
 
@@ -180,6 +192,23 @@ def _theory_options(p: argparse.ArgumentParser) -> None:
     add_options(p, TheoryRunConfig)
 
 
+def _preprocess_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        metavar="I",
+        help="cut only the maps of chunk I (0-based) of --chunks, for `sop-cosmo gather` "
+        "(default: every map)",
+    )
+
+
+def _gather_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "chunk_dirs", nargs="+", metavar="CHUNK_DIR", help="the --out folder of every chunk"
+    )
+
+
 def _vision_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (default: off)")
     p.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="seed (default: 0)")
@@ -224,6 +253,17 @@ _COMMANDS: dict[str, _Command] = {
         _preprocess,
         (("--root", "folder containing CosmoGrid/", ROOT), ("--out", "output folder DIR", OUT_DIR)),
         config=cfg.PreprocessConfig,
+        extra=_preprocess_options,
+    ),
+    "gather": _Command(
+        "join the chunks of a scattered preprocess into train/val/test patch files",
+        "Concatenate CHUNK_DIR/{train,val,test}.h5 of every chunk written by `sop-cosmo "
+        "preprocess --chunks N --chunk I`, in chunk order, into DIR/{train,val,test}.h5: the "
+        "same rows as one preprocess over every map. A missing or repeated chunk, or chunks "
+        "made with other settings, are refused.",
+        _gather,
+        (("--out", "output folder DIR", OUT_DIR),),
+        extra=_gather_options,
     ),
     "train": _Command(
         "train a cnn, sop or stats regressor of the parameters on patch files",

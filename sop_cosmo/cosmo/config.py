@@ -93,6 +93,9 @@ class SimulateConfig:
     nside: int = _opt(512, "HEALPix nside of the maps (a power of two)")
     seed: int = _opt(0, "seed of the draws and the maps")
     vary: tuple[str, ...] = _opt((), "also draw these parameters, e.g. H0,Ob,ns,w0")
+    metainfo_only: bool = _opt(
+        False, "write the metainfo only, no maps: a full-size grid to plan a workflow (-n)"
+    )
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ class PreprocessConfig:
     metainfo: str | None = _opt(None, "metainfo file (default: ROOT/CosmoGrid/...metainfo.h5)")
     params: tuple[str, ...] = _opt(PARAM_NAMES, "target parameters")
     fractions: tuple[float, ...] = _opt((0.8, 0.1, 0.1), "train/val/test cosmology fractions")
+    chunks: int = _opt(
+        1, "cut the cosmologies into this many chunks, one job each, then gather the splits"
+    )
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,19 @@ append to the split's patch file (:class:`~sop_cosmo.cosmo.contracts.patchfile.P
 docs/contracts.md, "Patch file"). One map is in memory at a time.
 
 Splits are by cosmology: all permutations of a cosmology land in the same split.
+
+**Scattered preprocessing.** ``chunks`` cuts the cosmologies, in the order of the sorted map
+list, into that many contiguous chunks; ``preprocess(..., chunk=i)`` cuts the maps of chunk i
+only (one cluster job each), and :func:`gather` concatenates the chunks' files in chunk order
+into the split files. The split and the noise of a map depend on the seed and the cosmology
+(and perm) only, and the chunks are contiguous, so the gathered files hold the same rows in the
+same order as one job over every map.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +29,7 @@ from tqdm import tqdm
 from sop_cosmo.cosmo.config import NOISE_MODELS, SPLITS, PreprocessConfig, resolve
 from sop_cosmo.cosmo.contracts.cosmogrid import cosmo_id, find_maps, map_source, read_map
 from sop_cosmo.cosmo.contracts.patchfile import PatchFileWriter
+from sop_cosmo.cosmo.contracts.patchrows import PatchRows
 from sop_cosmo.cosmo.maths.sky import (
     add_shape_noise,
     patch_geometry,
@@ -29,10 +38,44 @@ from sop_cosmo.cosmo.maths.sky import (
     split_by_cosmology,
 )
 
-__all__ = ["preprocess"]
+__all__ = ["CHUNK_ATTRS", "chunk_of", "gather", "preprocess"]
 
 #: Per-row datasets the preprocess patch files carry besides the contract's.
 _EXTRA = {"perm": "i8", "patch_index": "i8"}
+#: File attributes of a chunk's files that :func:`gather` checks and drops.
+CHUNK_ATTRS: tuple[str, ...] = ("chunk", "chunks")
+# Rows per append when gathering (bounded memory whatever the split size).
+_GATHER_ROWS = 4096
+
+
+def chunk_of(ids: Sequence[int], chunks: int) -> dict[int, int]:
+    """Chunk (0 … chunks − 1) of each cosmology id: the distinct ids, in order of first
+    appearance, cut into ``chunks`` contiguous runs of near-equal length."""
+    order = list(dict.fromkeys(int(i) for i in ids))
+    if not 1 <= chunks <= len(order):
+        raise ValueError(
+            f"chunks: expected 1 … {len(order)} (one cosmology per chunk at most), got {chunks}"
+        )
+    return {c: k for k, part in enumerate(np.array_split(order, chunks)) for c in part.tolist()}
+
+
+def _file_attrs(cfg: PreprocessConfig, geometry: Any, nside: int, source: str) -> dict[str, Any]:
+    """The file attributes of every split file: the one place they are written (a chunk's
+    files add :data:`CHUNK_ATTRS`; :func:`gather` carries every other attribute through)."""
+    return {
+        "pixel_arcmin": geometry.pixel_arcmin,
+        "patch_size": cfg.patch_size,
+        "nside": nside,
+        "bins": [int(b) for b in cfg.bins],
+        "smoothing_arcmin": float(cfg.smoothing_arcmin),
+        "noise": cfg.noise,
+        "source": source,
+        "centres_nside": geometry.centres_nside,
+        "a_ia": float(cfg.a_ia),
+        "variant": cfg.variant,
+        "seed": cfg.seed,
+        "augment": cfg.augment,
+    }
 
 
 def preprocess(
@@ -40,10 +83,12 @@ def preprocess(
     out_dir: str | Path,
     config: PreprocessConfig | None = None,
     *,
+    chunk: int | None = None,
     progress: bool = True,
     **overrides: Any,
 ) -> dict[str, int]:
-    """Cut every map under ``root`` into patches and write ``{train,val,test}.h5``.
+    """Cut every map under ``root`` (or those of one chunk) into patches and write
+    ``{train,val,test}.h5``.
 
     Parameters
     ----------
@@ -62,7 +107,11 @@ def preprocess(
         (a random rotation by a multiple of 90° and a random flip of each training patch: the
         sky is statistically isotropic and parity-invariant); ``a_ia`` (κ = kg + a_ia·ia);
         ``variant``, ``sets``, ``metainfo`` (passed to
-        :func:`~sop_cosmo.cosmo.contracts.cosmogrid.find_maps`).
+        :func:`~sop_cosmo.cosmo.contracts.cosmogrid.find_maps`); ``chunks`` (see ``chunk``).
+    chunk : int, optional
+        Cut only the maps of chunk ``chunk`` (0-based) of ``config.chunks`` (:func:`chunk_of`);
+        the files then carry the attributes ``chunk`` and ``chunks`` for :func:`gather`. The
+        split by cosmology is still decided over every map. None: every map.
     progress : bool
         Show a progress bar over maps.
     **overrides
@@ -88,23 +137,21 @@ def preprocess(
         )
     ids = [cosmo_id(r) for r in records]
     split_of = split_by_cosmology(ids, cfg.fractions, cfg.seed)
-    first = read_map(records[0].path, bins=bins, a_ia=cfg.a_ia)
+    chunk_index = chunk_of(ids, cfg.chunks)
+    if chunk is not None:
+        if not 0 <= chunk < cfg.chunks:
+            raise ValueError(
+                f"chunk: expected 0 … {cfg.chunks - 1} (chunks={cfg.chunks}), got {chunk}"
+            )
+        todo = [(r, c) for r, c in zip(records, ids, strict=True) if chunk_index[c] == chunk]
+    else:
+        todo = list(zip(records, ids, strict=True))
+    first = read_map(todo[0][0].path, bins=bins, a_ia=cfg.a_ia)
     nside = hp.npix2nside(first.shape[1])
     geometry = patch_geometry(nside, cfg.patch_size, cfg.pixel_arcmin, cfg.centres_nside)
-    attrs = {
-        "pixel_arcmin": geometry.pixel_arcmin,
-        "patch_size": cfg.patch_size,
-        "nside": nside,
-        "bins": bins,
-        "smoothing_arcmin": float(cfg.smoothing_arcmin),
-        "noise": cfg.noise,
-        "source": map_source(records[0].path),
-        "centres_nside": geometry.centres_nside,
-        "a_ia": float(cfg.a_ia),
-        "variant": cfg.variant,
-        "seed": cfg.seed,
-        "augment": cfg.augment,
-    }
+    attrs = _file_attrs(cfg, geometry, nside, map_source(todo[0][0].path))
+    if chunk is not None:
+        attrs.update(chunk=chunk, chunks=cfg.chunks)
     out_dir = Path(out_dir)
     counts = dict.fromkeys(SPLITS, 0)
     with contextlib.ExitStack() as stack:
@@ -115,10 +162,9 @@ def preprocess(
                 param_names=params, attrs=attrs, extra=_EXTRA,
             )  # fmt: skip
             files[split] = stack.enter_context(writer)
-        for record, cid in tqdm(
-            list(zip(records, ids, strict=True)), desc="preprocess", disable=not progress
-        ):
-            if record is records[0]:
+        desc = "preprocess" if chunk is None else f"preprocess chunk {chunk}/{cfg.chunks}"
+        for record, cid in tqdm(todo, desc=desc, disable=not progress):
+            if record is todo[0][0]:
                 maps = first
             else:
                 maps = read_map(record.path, bins=bins, a_ia=cfg.a_ia)
@@ -136,3 +182,105 @@ def preprocess(
             )
             counts[split] += len(patches)
     return counts
+
+
+# ------------------------------------------------------------------------------------ gather
+
+
+def _chunk_files(chunk_dirs: Sequence[str | Path]) -> list[dict[str, Path]]:
+    """The chunks' split files, ordered by chunk index, after checking that every chunk of
+    one run is there exactly once."""
+    found: dict[int, Path] = {}
+    total: set[int] = set()
+    for d in map(Path, chunk_dirs):
+        for split in SPLITS:
+            if not (d / f"{split}.h5").is_file():
+                raise FileNotFoundError(
+                    f"{d / f'{split}.h5'}: missing; run `sop-cosmo preprocess --chunk I` "
+                    "for this chunk first"
+                )
+        attrs = _attrs(d / f"{SPLITS[0]}.h5")
+        if not all(a in attrs for a in CHUNK_ATTRS):
+            raise ValueError(
+                f"{d}: not the output of one chunk (no 'chunk' attribute); give the folders "
+                "that `sop-cosmo preprocess --chunk I` wrote"
+            )
+        k = int(attrs["chunk"])
+        if k in found:
+            raise ValueError(f"chunk {k} given twice: {found[k]} and {d}")
+        found[k], total = d, total | {int(attrs["chunks"])}
+    if not found:
+        raise ValueError("gather: no chunk folders given")
+    if len(total) > 1:
+        raise ValueError(f"the chunk folders come from runs with different chunks: {sorted(total)}")
+    missing = sorted(set(range(total.pop())) - set(found))
+    if missing:
+        raise ValueError(
+            f"chunk(s) {missing} missing (have {sorted(found)}); run `sop-cosmo preprocess "
+            f"--chunk I` for them and give every chunk folder"
+        )
+    return [{s: found[k] / f"{s}.h5" for s in SPLITS} for k in sorted(found)]
+
+
+def _attrs(path: Path) -> dict[str, Any]:
+    # A chunk may hold no cosmology of a split: its file then has 0 rows.
+    return PatchRows([path], allow_empty=True).attrs
+
+
+def _without_chunk(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in attrs.items() if k not in CHUNK_ATTRS}
+
+
+def gather(
+    chunk_dirs: Sequence[str | Path], out_dir: str | Path, *, progress: bool = True
+) -> dict[str, int]:
+    """Concatenate the split files of every chunk, in chunk order, into ``out_dir``.
+
+    Every chunk of one scattered run must be given exactly once, and their files must agree on
+    every attribute except :data:`CHUNK_ATTRS` (which the output drops); the rest, the per-row
+    datasets included, is carried through. Rows are copied in blocks (bounded memory) and
+    the three files appear together (atomically) or not at all.
+
+    Returns
+    -------
+    dict
+        Number of patches written per split.
+    """
+    chunks = _chunk_files(chunk_dirs)
+    want = _without_chunk(_attrs(chunks[0][SPLITS[0]]))
+    for files in chunks:
+        for path in files.values():
+            attrs = _without_chunk(_attrs(path))
+            diff = sorted(k for k in set(want) | set(attrs) if _differs(want.get(k), attrs.get(k)))
+            if diff:
+                raise ValueError(
+                    f"{path}: attributes {diff} differ from {chunks[0][SPLITS[0]]}'s; the chunks "
+                    "must come from one preprocess configuration"
+                )
+    counts = dict.fromkeys(SPLITS, 0)
+    out_dir = Path(out_dir)
+    with contextlib.ExitStack() as stack:
+        for split in SPLITS:
+            rows = PatchRows([c[split] for c in chunks], allow_empty=True)
+            kappa = rows.datasets["kappa"][1]
+            extra = {n: spec for n, spec in rows.datasets.items()
+                     if n not in ("kappa", "params", "cosmo_id")}  # fmt: skip
+            writer = stack.enter_context(PatchFileWriter(
+                out_dir / f"{split}.h5", n_bins=kappa[0], patch_size=kappa[1],
+                param_names=rows.param_names, attrs=want, extra=extra,
+            ))  # fmt: skip
+            bar = tqdm(total=len(rows), desc=f"gather {split}", disable=not progress)
+            for a, b in rows.blocks(_GATHER_ROWS):
+                writer.append(
+                    rows.read_range("kappa", a, b), rows.read_range("params", a, b),
+                    rows.read_range("cosmo_id", a, b),
+                    **{n: rows.read_range(n, a, b) for n in extra},
+                )  # fmt: skip
+                bar.update(b - a)
+            bar.close()
+            counts[split] = len(rows)
+    return counts
+
+
+def _differs(a: Any, b: Any) -> bool:
+    return not np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object))

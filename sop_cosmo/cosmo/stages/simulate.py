@@ -9,6 +9,10 @@ file with one ``parameters/grid`` row per cosmology and an empty ``parameters/fi
 The physics lives in :mod:`sop_cosmo.cosmo.maths.cosmology` (the cosmology draws) and
 :mod:`sop_cosmo.cosmo.maths.lognormal` (n(z), spectra, shifts, maps); ``docs/simulate.md`` has
 the formulas and the file layout.
+
+With ``metainfo_only`` the simulator draws the cosmologies and writes the metainfo alone (no
+maps, attribute ``metainfo_only``): at CosmoGridV1's size (2,500 cosmologies × 7 perms) that is
+enough for ``snakemake -n`` to plan the whole workflow, chunked preprocessing included.
 """
 
 from __future__ import annotations
@@ -136,8 +140,8 @@ def simulate_grid(
         :func:`~sop_cosmo.cosmo.maths.cosmology.draw_cosmologies`), ``n_perms`` (independent
         maps per cosmology), ``nside`` (a power of two; spectra go up to ℓ = 3·nside − 1),
         ``seed`` (seeds the Sobol draw and, through ``SeedSequence(seed, spawn_key=(i, j))``,
-        map j of cosmology i) and ``vary`` (parameters among ``H0, Ob, ns, w0`` drawn from
-        their priors too).
+        map j of cosmology i), ``vary`` (parameters among ``H0, Ob, ns, w0`` drawn from
+        their priors too) and ``metainfo_only`` (write no maps).
     progress : bool, optional
         Show a tqdm progress bar over the maps.
     resume : bool, optional
@@ -166,13 +170,18 @@ def simulate_grid(
     cosmologies = draw_cosmologies(n_cosmologies, seed, names)
     z, nz = redshift_bins()
     lmax = 3 * nside - 1
-    rows = []
+    rows = [
+        {**params, "path_par": path_par(_SET, cosmo_folder(i))}
+        for i, params in enumerate(cosmologies, start=1)
+    ]
     with tqdm(
-        total=n_cosmologies * n_perms, disable=not progress, desc="simulate", unit="map"
+        total=0 if cfg.metainfo_only else n_cosmologies * n_perms,
+        disable=not progress or cfg.metainfo_only,
+        desc="simulate",
+        unit="map",
     ) as bar:
-        for i, params in enumerate(cosmologies, start=1):
+        for i, params in enumerate([] if cfg.metainfo_only else cosmologies, start=1):
             folder = cosmo_folder(i)
-            rows.append({**params, "path_par": path_par(_SET, folder)})
             todo = []
             for j in range(n_perms):
                 path = grid / folder / perm_folder(j) / map_filename(_VARIANT)
@@ -210,6 +219,7 @@ def simulate_grid(
             "n_perms": n_perms,
             "vary": ",".join(names),
             "lognormal_shift": SHIFT_HEURISTIC,
+            "metainfo_only": cfg.metainfo_only,
         },
         fields=PARAMETER_NAMES,
     )
