@@ -64,22 +64,26 @@ class PatchRows:
         self.offsets = np.cumsum([0, *counts])
         self.datasets: dict[str, tuple[np.dtype, tuple[int, ...]]] = layouts[0]["datasets"]
         self._handles: list[h5py.File] = []
+        self._open: dict[tuple[int, str], h5py.Dataset] = {}
         self._pid = -1
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def _file(self, k: int) -> h5py.File:
+    def _dataset(self, k: int, name: str) -> h5py.Dataset:
         if self._pid != os.getpid():  # a forked worker must not share its parent's handles
-            self._handles, self._pid = [], os.getpid()
-        while len(self._handles) <= k:
-            path = self.paths[len(self._handles)]
-            try:
-                f = h5py.File(path, "r", rdcc_nbytes=STREAM_CACHE_BYTES, rdcc_nslots=1009)
-            except OSError as err:
-                raise ValueError(f"{path}: not a readable HDF5 file ({err}); {HINT}") from err
-            self._handles.append(f)
-        return self._handles[k]
+            self._handles, self._open, self._pid = [], {}, os.getpid()
+        ds = self._open.get((k, name))
+        if ds is None:  # looked up once: a lookup by name costs as much as reading a row
+            while len(self._handles) <= k:
+                path = self.paths[len(self._handles)]
+                try:
+                    f = h5py.File(path, "r", rdcc_nbytes=STREAM_CACHE_BYTES, rdcc_nslots=1009)
+                except OSError as err:
+                    raise ValueError(f"{path}: not a readable HDF5 file ({err}); {HINT}") from err
+                self._handles.append(f)
+            ds = self._open[k, name] = self._handles[k][name]
+        return ds
 
     def file_of(self, row: int) -> Path:
         """The file that holds global row ``row``."""
@@ -100,7 +104,7 @@ class PatchRows:
         for k, (a, b) in enumerate(zip(self.offsets[:-1], self.offsets[1:], strict=True)):
             lo, hi = max(start, int(a)), min(stop, int(b))
             if lo < hi:
-                out[lo - start : hi - start] = self._file(k)[name][lo - a : hi - a]
+                out[lo - start : hi - start] = self._dataset(k, name)[lo - a : hi - a]
         return out
 
     def read(self, name: str, index: ArrayLike) -> np.ndarray:
@@ -119,21 +123,20 @@ class PatchRows:
         out = np.empty((len(rows), *trailing), dtype=dtype)
         file_k = np.searchsorted(self.offsets, rows, side="right") - 1
         cuts = np.flatnonzero((np.diff(rows) != 1) | (np.diff(file_k) != 0)) + 1
-        for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(rows)], strict=True):
-            k = int(file_k[a])
-            lo = int(rows[a] - self.offsets[k])
-            out[a:b] = self._file(k)[name][lo : lo + (b - a)]
+        local, ks = (rows - self.offsets[file_k]).tolist(), file_k.tolist()
+        for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(rows)].tolist(), strict=True):
+            out[a:b] = self._dataset(ks[a], name)[local[a] : local[a] + (b - a)]
         return out if inverse is None else out[inverse]
 
     def close(self) -> None:
         """Close the handles this process opened (they reopen on the next read)."""
         for f in self._handles:
             f.close()
-        self._handles = []
+        self._handles, self._open = [], {}
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled into a DataLoader worker: the handles stay behind, the worker opens its own.
-        return {**self.__dict__, "_handles": [], "_pid": -1}
+        return {**self.__dict__, "_handles": [], "_open": {}, "_pid": -1}
 
 
 def _layout(f: h5py.File) -> dict[str, Any]:
