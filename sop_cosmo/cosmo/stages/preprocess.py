@@ -30,6 +30,7 @@ from sop_cosmo.cosmo.config import NOISE_MODELS, SPLITS, PreprocessConfig, resol
 from sop_cosmo.cosmo.contracts.cosmogrid import cosmo_id, find_maps, map_source, read_map
 from sop_cosmo.cosmo.contracts.patchfile import PatchFileWriter
 from sop_cosmo.cosmo.contracts.patchrows import PatchRows
+from sop_cosmo.cosmo.maths.noise import reference_rows, sigma_noise
 from sop_cosmo.cosmo.maths.sky import (
     add_shape_noise,
     patch_geometry,
@@ -150,6 +151,15 @@ def preprocess(
     nside = hp.npix2nside(first.shape[1])
     geometry = patch_geometry(nside, cfg.patch_size, cfg.pixel_arcmin, cfg.centres_nside)
     attrs = _file_attrs(cfg, geometry, nside, map_source(todo[0][0].path))
+    # σ per bin after smoothing, for ν = κ / σ_noise (the same in every chunk: docs/contracts.md)
+    attrs["sigma_noise"] = sigma_noise(
+        cfg.noise, nside, cfg.smoothing_arcmin, len(bins),
+        reference=lambda: (
+            geometry.cut(smooth(read_map(records[i].path, bins=bins, a_ia=cfg.a_ia),
+                                cfg.smoothing_arcmin))
+            for i in reference_rows([split_of[c] for c in ids])
+        ),
+    )  # fmt: skip
     if chunk is not None:
         attrs.update(chunk=chunk, chunks=cfg.chunks)
     out_dir = Path(out_dir)
