@@ -70,7 +70,7 @@ def test_out_of_range_names_the_bound():
 def test_further_problems_are_counted():
     def edit(c):
         c["theory"]["max_d"] = 30
-        c["train"]["seed"] = -1
+        c["train"]["seeds"] = [-1]
 
     msg = _error(edit)
     assert msg.startswith("config: theory.max_d") and "1 more key(s)" in msg

@@ -209,14 +209,18 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainStageConfig:
-    """The workflow's ``train`` section: the three runs of one pipeline.
+    """The workflow's ``train`` section: the three runs of one pipeline, once per seed.
 
     Epochs left ``None`` take :attr:`TrainConfig.epochs`; options left out take the model
     defaults (:class:`CNNOptions`, :class:`SOPOptions`, :class:`StatsOptions`).
     """
 
     device: str = _opt("auto", "auto uses CUDA when present", choices=("auto", "cpu", "cuda"))
-    seed: int = _opt(0, "seed of initialisation and batch order")
+    seeds: tuple[int, ...] = _opt(
+        (0, 1, 2),
+        "training seeds (initialisation and batch order): every model is trained once per "
+        "seed, and the analysis combines the SOP of every seed",
+    )
     cnn_epochs: int | None = _opt(None, "epochs of the black-box CNN")
     sop_epochs: int | None = _opt(None, "epochs of SOP around the frozen CNN")
     stats_epochs: int | None = _opt(None, "epochs of the statistics MLP")

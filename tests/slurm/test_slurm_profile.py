@@ -121,8 +121,8 @@ def test_failed_job_is_reported_and_rerun_finishes(cluster, tmp_path):
     # keep-going (profiles/default): everything that does not need the notebook finished.
     for path in (
         "patches/test.h5",
-        "train/sop/model.pt",
-        "evaluate/cnn/test_metrics.json",
+        "train/sop/seed0/model.pt",
+        "evaluate/cnn/seed0/test_metrics.json",
         "analyze/summary.json",
         "baselines/baselines.csv",
         "controls/controls.json",

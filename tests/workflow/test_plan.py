@@ -54,7 +54,7 @@ def test_slurm_dry_run_plans_one_job_per_chunk(tmp_path):
     assert plan.returncode == 0, plan.stdout + plan.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan.stdout, flags=re.M))
     assert counts["preprocess_chunk"] == str(CHUNKS) and counts["preprocess"] == "1"
-    assert "simulate" not in counts and counts["train_cnn"] == "1"
+    assert "simulate" not in counts and counts["train_cnn"] == "3"  # one per train.seeds
     chunk_jobs = re.findall(r"sop-cosmo preprocess .* --chunks 16 --chunk (\d+) ", plan.stdout)
     assert sorted(map(int, chunk_jobs)) == list(range(CHUNKS))
     gather = re.search(r"sop-cosmo gather --out \S+ (.*) --quiet", plan.stdout)

@@ -140,9 +140,11 @@ def test_tiny_config_runs_end_to_end(tiny_run):
     assert table[0].startswith("function,kind,d,per_feature_error")
     assert len(table) == 1 + 2 * (3 + 2)  # header + monomial d=1..3, binomial d=2..3, 2 kinds
     for model in ("cnn", "sop", "stats"):
-        metrics = json.loads((results / "evaluate" / model / "test_metrics.json").read_text())
-        assert set(metrics["mse"]) == {"Om", "s8"} and metrics["n"] > 0
-        assert (logs / "train" / f"{model}.log").exists()
+        for seed in (0, 1):  # .test trains seeds 0 and 1
+            path = results / "evaluate" / model / f"seed{seed}" / "test_metrics.json"
+            metrics = json.loads(path.read_text())
+            assert set(metrics["mse"]) == {"Om", "s8"} and metrics["n"] > 0
+            assert (logs / "train" / model / f"seed{seed}.log").exists()
     for split in ("train", "val", "test"):
         assert (results / "patches" / f"{split}.h5").exists()
     summary = json.loads((results / "analyze" / "summary.json").read_text())

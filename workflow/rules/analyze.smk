@@ -1,11 +1,13 @@
 # Stage 5: what the trained SOP's groups are (void, cluster, other) and how much each parameter
 # relies on them; the same test maps through captum baselines; controls with known answers.
 # The science is in sop_cosmo.cosmo.stages (analyse, attribute, controls) and sop_cosmo.attribution.
+# The analysis takes the SOP of every training seed (CIs over test cosmologies × seeds); the
+# baselines explain the first seed's.
 
 
 rule analyze:
     input:
-        model=RESULTS / "train" / "sop" / "model.pt",
+        models=sop_models()[:1],  # the ensemble analysis takes every seed (next)
         data=RESULTS / "patches" / "test.h5",
     output:
         summary=report(
@@ -53,15 +55,16 @@ rule analyze:
         gpu=GPU,
     params:
         out=RESULTS / "analyze",
+        checkpoints=lambda wildcards, input: checkpoint_flags(input.models),
         flags=flags("analyze", device=config["train"]["device"]),
     shell:
-        "sop-cosmo analyze --checkpoint {input.model} --data {input.data} --out {params.out}"
+        "sop-cosmo analyze {params.checkpoints} --data {input.data} --out {params.out}"
         " {params.flags} --quiet > {log} 2>&1"
 
 
 rule baselines:
     input:
-        model=RESULTS / "train" / "sop" / "model.pt",
+        model=sop_models()[0],
         data=RESULTS / "patches" / "test.h5",
     output:
         csv=report(

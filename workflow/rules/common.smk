@@ -37,6 +37,12 @@ DATA_ROOT = RESULTS / "simulate" if SIMULATED else Path(config["data"]["root"])
 GPU = 0 if config["train"]["device"] == "cpu" else 1
 # The void/cluster typing rule of the analysis; baselines score purity with the same one.
 THRESHOLDS = {f.name: config["analyze"][f.name] for f in dataclasses.fields(Thresholds)}
+# Training seeds: every model is trained once per seed; the analysis combines the SOP seeds.
+SEEDS = [int(s) for s in config["train"]["seeds"]]
+
+
+wildcard_constraints:
+    seed=r"\d+",
 
 
 def metainfo_input():
@@ -60,13 +66,13 @@ def flags(section, **overrides):
     return stage_flags(section, {**config[section], **overrides})
 
 
-def train_flags(kind):
-    """Options of one training run: the train section's seed and device, the model's epochs
+def train_flags(kind, seed):
+    """Options of one training run: its seed, the train section's device, the model's epochs
     (left out when null: the package default) and model options."""
     cfg = config["train"]
     # The statistics MLP is small: it always runs on the CPU.
     device = "cpu" if kind == "stats" else cfg["device"]
-    out = f"--model {kind} --seed {cfg['seed']} --device {device}"
+    out = f"--model {kind} --seed {int(seed)} --device {device}"
     if cfg[f"{kind}_epochs"] is not None:
         out += f" --epochs {cfg[f'{kind}_epochs']}"
     if kind != "stats":
@@ -74,12 +80,25 @@ def train_flags(kind):
     return out
 
 
+def sop_models():
+    """The SOP checkpoint of every training seed, in the order of train.seeds."""
+    return [RESULTS / "train" / "sop" / f"seed{s}" / "model.pt" for s in SEEDS]
+
+
+def checkpoint_flags(models):
+    """--checkpoint FIRST [--ensemble REST...]: the SOP of every seed, in seed order."""
+    first, *rest = (shlex.quote(str(m)) for m in models)
+    return f"--checkpoint {first}" + (f" --ensemble {' '.join(rest)}" if rest else "")
+
+
 def all_outputs():
     """Final targets of the workflow."""
     targets = [RESULTS / "theory" / "theory.csv", RESULTS / "theory" / "theory.png"]
-    targets += [
-        RESULTS / "evaluate" / m / "test_metrics.json" for m in ("cnn", "sop", "stats")
-    ]
+    targets += expand(
+        RESULTS / "evaluate" / "{model}" / "seed{seed}" / "test_metrics.json",
+        model=("cnn", "sop", "stats"),
+        seed=SEEDS,
+    )
     targets += [
         RESULTS / "analyze" / "summary.json",
         RESULTS / "baselines" / "baselines.csv",

@@ -1,21 +1,22 @@
-# Stage 4: test-set MSE of every model, in physical units (docs/contracts.md).
+# Stage 4: test-set skill of every model and seed: MSE in physical units, R² and the MSE of the
+# constant (training-mean) predictor (docs/contracts.md).
 
 
 rule evaluate:
     input:
-        model=RESULTS / "train" / "{model}" / "model.pt",
+        model=RESULTS / "train" / "{model}" / "seed{seed}" / "model.pt",
         data=RESULTS / "patches" / "test.h5",
     output:
         report(
-            RESULTS / "evaluate" / "{model}" / "test_metrics.json",
+            RESULTS / "evaluate" / "{model}" / "seed{seed}" / "test_metrics.json",
             category="Metrics",
             subcategory="Test MSE",
-            labels={"model": "{model}", "file": "test_metrics.json"},
+            labels={"model": "{model}", "seed": "{seed}", "file": "test_metrics.json"},
         ),
     log:
-        LOGS / "evaluate" / "{model}.log",
+        LOGS / "evaluate" / "{model}" / "seed{seed}.log",
     benchmark:
-        LOGS / "benchmarks" / "evaluate" / "{model}.tsv"
+        LOGS / "benchmarks" / "evaluate" / "{model}" / "seed{seed}.tsv"
     wildcard_constraints:
         model="cnn|sop|stats",
     conda:

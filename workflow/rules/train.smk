@@ -1,5 +1,6 @@
 # Stage 3: the black-box CNN, SOP around it, and the classical-statistics baseline.
 # GPU is 1 (one GPU per job on a cluster) unless train.device is cpu; see common.smk.
+# One run per seed of train.seeds ({seed}); SOP seed k wraps CNN seed k.
 
 
 rule train_cnn:
@@ -7,11 +8,11 @@ rule train_cnn:
         train=RESULTS / "patches" / "train.h5",
         val=RESULTS / "patches" / "val.h5",
     output:
-        RESULTS / "train" / "cnn" / "model.pt",
+        RESULTS / "train" / "cnn" / "seed{seed}" / "model.pt",
     log:
-        LOGS / "train" / "cnn.log",
+        LOGS / "train" / "cnn" / "seed{seed}.log",
     benchmark:
-        LOGS / "benchmarks" / "train" / "cnn.tsv"
+        LOGS / "benchmarks" / "train" / "cnn" / "seed{seed}.tsv"
     # On the critical path (data -> CNN -> SOP -> analysis): start it before side jobs.
     priority: 1
     conda:
@@ -22,8 +23,8 @@ rule train_cnn:
         runtime=240,
         gpu=GPU,
     params:
-        out=RESULTS / "train" / "cnn",
-        flags=train_flags("cnn"),
+        out=lambda wildcards, output: Path(output[0]).parent,
+        flags=lambda wildcards: train_flags("cnn", wildcards.seed),
     shell:
         "sop-cosmo train --train {input.train} --val {input.val} --out {params.out}"
         " {params.flags} --quiet > {log} 2>&1"
@@ -33,13 +34,13 @@ rule train_sop:
     input:
         train=RESULTS / "patches" / "train.h5",
         val=RESULTS / "patches" / "val.h5",
-        backbone=RESULTS / "train" / "cnn" / "model.pt",
+        backbone=RESULTS / "train" / "cnn" / "seed{seed}" / "model.pt",
     output:
-        RESULTS / "train" / "sop" / "model.pt",
+        RESULTS / "train" / "sop" / "seed{seed}" / "model.pt",
     log:
-        LOGS / "train" / "sop.log",
+        LOGS / "train" / "sop" / "seed{seed}.log",
     benchmark:
-        LOGS / "benchmarks" / "train" / "sop.tsv"
+        LOGS / "benchmarks" / "train" / "sop" / "seed{seed}.tsv"
     # On the critical path (data -> CNN -> SOP -> analysis): start it before side jobs.
     priority: 1
     conda:
@@ -50,8 +51,8 @@ rule train_sop:
         runtime=480,
         gpu=GPU,
     params:
-        out=RESULTS / "train" / "sop",
-        flags=train_flags("sop"),
+        out=lambda wildcards, output: Path(output[0]).parent,
+        flags=lambda wildcards: train_flags("sop", wildcards.seed),
     shell:
         "sop-cosmo train --train {input.train} --val {input.val} --out {params.out}"
         " --backbone {input.backbone} {params.flags} --quiet > {log} 2>&1"
@@ -62,11 +63,11 @@ rule train_stats:
         train=RESULTS / "patches" / "train.h5",
         val=RESULTS / "patches" / "val.h5",
     output:
-        RESULTS / "train" / "stats" / "model.pt",
+        RESULTS / "train" / "stats" / "seed{seed}" / "model.pt",
     log:
-        LOGS / "train" / "stats.log",
+        LOGS / "train" / "stats" / "seed{seed}.log",
     benchmark:
-        LOGS / "benchmarks" / "train" / "stats.tsv"
+        LOGS / "benchmarks" / "train" / "stats" / "seed{seed}.tsv"
     conda:
         "../envs/sop.yaml"
     threads: 1
@@ -74,8 +75,8 @@ rule train_stats:
         mem_mb=8000,
         runtime=60,
     params:
-        out=RESULTS / "train" / "stats",
-        flags=train_flags("stats"),
+        out=lambda wildcards, output: Path(output[0]).parent,
+        flags=lambda wildcards: train_flags("stats", wildcards.seed),
     shell:
         "sop-cosmo train --train {input.train} --val {input.val} --out {params.out}"
         " {params.flags} --quiet > {log} 2>&1"
