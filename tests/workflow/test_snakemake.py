@@ -4,6 +4,7 @@ The tiny run (.test/config.yaml) is the CI's end-to-end check: every stage from 
 grid to the executed findings notebook, then `snakemake --report`, then the rerun behaviour.
 """
 
+import base64
 import json
 import os
 import re
@@ -172,7 +173,17 @@ def test_notebook_is_executed_on_the_run(tiny_run):
     assert code and all(c.get("execution_count") for c in code)  # every cell ran
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and str(results / "analyze") in "".join(injected[0]["source"])
-    assert not list((results / "report").glob("*.partial.ipynb"))
+    assert not list((results / "report").glob("*.partial.*"))
+    # The HTML rendering of that executed notebook: its title, the injected parameters, and
+    # the figures its cells displayed, embedded so the page opens without the results folder.
+    html = (results / "report" / "void_cluster_findings.html").read_text()
+    assert html.lstrip().lower().startswith("<!doctype html")
+    assert "Void and cluster findings of an SOP regressor" in html
+    assert str(results / "analyze") in html
+    n_images = sum(
+        1 for c in code for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    )
+    assert n_images > 0 and html.count("data:image/png;base64,") >= n_images
 
 
 @pytest.mark.slow
@@ -185,6 +196,15 @@ def test_report_gathers_figures_and_metrics(tiny_run, tmp_path):
     for name in ("groups_gallery", "mse_vs_purity", "controls", "theory.png", "summary.json",
                  "baselines.csv", "test_metrics.json"):  # fmt: skip
         assert name in text, name
+    # The notebook is in the report as its HTML page (shown in a frame), not as .ipynb JSON.
+    assert "filename=void_cluster_findings.ipynb" not in text
+    embedded = re.search(
+        r"data:text/html;charset=[\w-]+;filename=void_cluster_findings\.html;base64,([\w+/=]+)",
+        text,
+    )
+    assert embedded, "notebook HTML not embedded in the report"
+    page = base64.b64decode(embedded.group(1)).decode()
+    assert "Void and cluster findings of an SOP regressor" in page
 
 
 @pytest.mark.slow
@@ -194,7 +214,7 @@ def test_rerun_redoes_only_what_is_missing(tiny_run):
     assert nothing.returncode == 0 and "Nothing to be done" in nothing.stdout, nothing.stdout
     (results / "analyze" / "summary.json").unlink()  # as if the analyze job had failed
     jobs = dry_run_jobs(*args)  # args carry the run's own results and logs
-    assert set(jobs) == {"analyze", "notebook", "all"}
+    assert set(jobs) == {"analyze", "notebook", "notebook_html", "all"}
     rerun = snakemake("--cores", "2", *args)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert (results / "analyze" / "summary.json").exists()

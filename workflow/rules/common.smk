@@ -104,5 +104,6 @@ def all_outputs():
         RESULTS / "baselines" / "baselines.csv",
         RESULTS / "controls" / "controls.json",
         RESULTS / "report" / "void_cluster_findings.ipynb",
+        RESULTS / "report" / "void_cluster_findings.html",
     ]
     return targets

@@ -1,5 +1,7 @@
-# Stage 6: the findings notebook executed headless (papermill) on this run's outputs.
-# `snakemake --report report.html` afterwards gathers every output marked with report().
+# Stage 6: the findings notebook executed headless (papermill) on this run's outputs, then
+# rendered to HTML (nbconvert) so it opens in a browser without Jupyter.
+# `snakemake --report report.html` afterwards gathers every output marked with report(); the
+# notebook enters it as that HTML page (the .ipynb itself would show as raw JSON).
 
 
 rule notebook:
@@ -10,11 +12,7 @@ rule notebook:
         baselines=RESULTS / "baselines" / "baselines.json",
         controls=RESULTS / "controls" / "controls.json",
     output:
-        report(
-            RESULTS / "report" / "void_cluster_findings.ipynb",
-            category="Notebook",
-            labels={"file": "void_cluster_findings.ipynb"},
-        ),
+        RESULTS / "report" / "void_cluster_findings.ipynb",
     log:
         LOGS / "report" / "notebook.log",
     benchmark:
@@ -36,4 +34,34 @@ rule notebook:
         "papermill {input.notebook:q} {params.partial:q} --kernel {params.kernel}"
         " -r analysis_dir {params.analysis:q} -r baselines_dir {params.baselines:q}"
         " -r controls_dir {params.controls:q} --no-progress-bar > {log} 2>&1"
+        " && mv {params.partial:q} {output:q}"
+
+
+rule notebook_html:
+    input:
+        RESULTS / "report" / "void_cluster_findings.ipynb",
+    output:
+        report(
+            RESULTS / "report" / "void_cluster_findings.html",
+            category="Notebook",
+            labels={"file": "void_cluster_findings.html"},
+        ),
+    log:
+        LOGS / "report" / "notebook_html.log",
+    benchmark:
+        LOGS / "benchmarks" / "report" / "notebook_html.tsv"
+    conda:
+        "../envs/sop.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        outdir=lambda wildcards, output: Path(output[0]).parent,
+        # nbconvert adds ".html" to --output; the rename makes the output all-or-nothing.
+        name=lambda wildcards, output: Path(output[0]).stem + ".partial",
+        partial=lambda wildcards, output: Path(output[0]).with_suffix(".partial.html"),
+    shell:
+        "jupyter nbconvert --to html --output-dir {params.outdir:q}"
+        " --output {params.name:q} {input:q} > {log} 2>&1"
         " && mv {params.partial:q} {output:q}"
