@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A one-node SLURM cluster on 127.0.0.1 for testing profiles/slurm (Debian 12, slurm-wlm 22.05).
 #
-#   tests/slurm/local_cluster.sh start   install packages if missing, write configs, start daemons
+#   tests/slurm/local_cluster.sh start   write configs, start daemons (SOP_SLURM_INSTALL=1: first
+#                                        install missing packages with apt-get, system-wide)
 #   tests/slurm/local_cluster.sh stop    stop the daemons this script started, by their PIDs
 #   tests/slurm/local_cluster.sh env     print the SLURM_CONF export that clients need
 #
@@ -28,6 +29,11 @@ install_packages() {
     if command -v slurmctld >/dev/null && command -v slurmd >/dev/null \
         && command -v sbatch >/dev/null && command -v munged >/dev/null; then
         return 0
+    fi
+    # System-wide packages are installed only when asked for.
+    if [ "${SOP_SLURM_INSTALL:-0}" != "1" ]; then
+        log "SLURM is not installed; install slurm-wlm munge slurm-client, or set SOP_SLURM_INSTALL=1 to let this script do it with apt-get"
+        exit 3
     fi
     command -v apt-get >/dev/null || { log "apt-get not found; install slurm-wlm munge slurm-client"; exit 3; }
     log "installing slurm-wlm munge slurm-client (apt-get)"

@@ -5,8 +5,9 @@ partitions) filled in, the way a user edits them. The first run gets a notebook 
 SLURM job must be reported as failed while the rest of the chain finishes. The rerun with the
 real notebook must then submit only the notebook job and finish.
 
-Skipped when not root, when SLURM is neither installed nor installable with apt-get, or when
-SOP_SKIP_SLURM=1.
+It needs root on Linux. Where SLURM (slurmctld, slurmd, sbatch, munged) is not installed, the
+test installs Debian's packages with apt-get only when SOP_SLURM_INSTALL=1 (what .ci/run sets);
+otherwise it skips, saying so. SOP_SKIP_SLURM=1 skips it always.
 """
 
 import json
@@ -29,17 +30,54 @@ PLACEHOLDERS = {
     "YOUR_GPU_PARTITION": "debug",
 }
 
-pytestmark = pytest.mark.slow
+# What local_cluster.sh needs on PATH; it installs them (apt-get) only when SOP_SLURM_INSTALL=1.
+SLURM_COMMANDS = ("slurmctld", "slurmd", "sbatch", "munged")
+HOW_TO_RUN = (
+    "SOP_SLURM_INSTALL=1 lets this test install slurm-wlm, munge and slurm-client system-wide"
+    " with apt-get (as root; .ci/run sets it), or install them yourself"
+)
 
 
-def _skip_reason():
-    if os.environ.get("SOP_SKIP_SLURM") == "1":
+def _skip_reason(env=os.environ, which=shutil.which, is_root=None):
+    """Why the SLURM test cannot run here, or None when it can."""
+    if env.get("SOP_SKIP_SLURM") == "1":
         return "SOP_SKIP_SLURM=1"
-    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+    if is_root is None:
+        is_root = sys.platform.startswith("linux") and os.geteuid() == 0
+    if not is_root:
         return "the local SLURM cluster needs root on Linux (it starts munged, slurmctld, slurmd)"
-    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
-        return "SLURM is not installed and apt-get is not available to install it"
+    missing = [name for name in SLURM_COMMANDS if which(name) is None]
+    if not missing:
+        return None
+    if env.get("SOP_SLURM_INSTALL") != "1":
+        return f"SLURM is not installed ({', '.join(missing)} not found): {HOW_TO_RUN}"
+    if which("apt-get") is None:
+        return "SOP_SLURM_INSTALL=1 but apt-get is not available: install SLURM and munge by hand"
     return None
+
+
+@pytest.mark.parametrize(
+    ("env", "found", "root", "expected"),
+    [
+        ({"SOP_SKIP_SLURM": "1", "SOP_SLURM_INSTALL": "1"}, "all", True, "SOP_SKIP_SLURM=1"),
+        ({}, "all", False, "needs root"),
+        ({}, "all", True, None),  # installed: runs without asking
+        ({}, "apt-get", True, "SOP_SLURM_INSTALL=1 lets"),  # never installs unasked
+        ({"SOP_SLURM_INSTALL": "0"}, "apt-get", True, "SOP_SLURM_INSTALL=1 lets"),
+        ({"SOP_SLURM_INSTALL": "1"}, "apt-get", True, None),  # asked: the script installs
+        ({"SOP_SLURM_INSTALL": "1"}, "none", True, "apt-get is not available"),
+    ],
+)
+def test_skip_reason(env, found, root, expected):
+    def which(name):
+        present = found == "all" or (found == "apt-get" and name == "apt-get")
+        return f"/usr/bin/{name}" if present else None
+
+    reason = _skip_reason(env, which, root)
+    if expected is None:
+        assert reason is None
+    else:
+        assert reason is not None and expected in reason, reason
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +91,7 @@ def cluster():
     started = subprocess.run(
         ["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600
     )
-    if started.returncode == 3:  # the script's code for "cannot install or not root"
+    if started.returncode == 3:  # the script's code for "not installed, not root, or no apt-get"
         pytest.skip(f"local SLURM unavailable: {started.stderr.strip()[-300:]}")
     assert started.returncode == 0, started.stdout + started.stderr
     ours = "already running" not in started.stderr
@@ -108,6 +146,7 @@ def _jobs_run(output):
     return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"total"}
 
 
+@pytest.mark.slow
 def test_failed_job_is_reported_and_rerun_finishes(cluster, tmp_path):
     profile = _profile(tmp_path)
     results, logs = tmp_path / "results", tmp_path / "logs"
@@ -134,8 +173,9 @@ def test_failed_job_is_reported_and_rerun_finishes(cluster, tmp_path):
     second, t_second = _snakemake(cluster, profile, results, logs)
     out = second.stdout + second.stderr
     assert second.returncode == 0, out[-3000:]
-    assert _jobs_run(out) == {"notebook", "all"}, out[-3000:]
+    assert _jobs_run(out) == {"notebook", "notebook_html", "all"}, out[-3000:]
     assert (results / "report" / "void_cluster_findings.ipynb").stat().st_size > 0
+    assert (results / "report" / "void_cluster_findings.html").stat().st_size > 0
     summary = json.loads((results / "analyze" / "summary.json").read_text())
     assert summary["n_maps"] > 0 and set(summary["contributions"]) == {"Om", "s8"}
     # Jobs really went through SLURM: the plugin leaves one log per job in the logdir.
