@@ -97,7 +97,8 @@ def _analyze(args: argparse.Namespace) -> int:
     from sop_cosmo.cosmo.stages.report import describe_findings
 
     config = from_args(cfg.AnalyzeConfig, args)
-    summary = analyze(args.checkpoint, args.data, args.out, config, progress=not args.quiet)
+    summary = analyze(args.checkpoint, args.data, args.out, config, ensemble=args.ensemble,
+                      progress=not args.quiet)  # fmt: skip
     print(describe_findings(summary))
     print(f"wrote {args.out}/summary.json, groups.csv, groups.h5, threshold_sweep.csv, figures/")
     return 0
@@ -209,6 +210,17 @@ def _gather_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _analyze_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ensemble",
+        nargs="+",
+        default=(),
+        metavar="RUN/model.pt",
+        help="SOP checkpoints of further training seeds, analysed with --checkpoint as one "
+        "ensemble: CIs over test cosmologies × seeds (default: --checkpoint alone)",
+    )
+
+
 def _vision_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (default: off)")
     p.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="seed (default: 0)")
@@ -280,9 +292,10 @@ _COMMANDS: dict[str, _Command] = {
         required=("kind",),
     ),
     "evaluate": _Command(
-        "MSE per parameter (physical units) of a checkpoint on a patch file",
-        "Write {'mse': {...}, 'mse_mean': ..., 'n': ...} (plus SOP group statistics for sop "
-        "models) to OUT.",
+        "skill per parameter of a checkpoint on a patch file: MSE (physical units), R²",
+        "Write {'mse': {...}, 'mse_mean': ..., 'n': ..., 'r2': {...}, 'mse_constant': {...}} "
+        "(R² = 1 - MSE/Var(y); mse_constant: the MSE of always predicting the training mean; "
+        "plus SOP group statistics for sop models) to OUT.",
         _evaluate,
         (
             ("--checkpoint", "RUN/model.pt", CHECKPOINT),
@@ -294,9 +307,11 @@ _COMMANDS: dict[str, _Command] = {
     ),
     "analyze": _Command(
         "void/cluster analysis of a trained SOP's groups on a patch file",
-        "Classify the SOP groups of each map as void, cluster or other on the physical κ of "
-        "one bin, and write OUT/summary.json (contributions per parameter with bootstrap CIs, "
-        "paired Om - s8 differences, purity), groups.csv, groups.h5, threshold_sweep.csv and "
+        "Score the SOP's skill (R², constant-predictor MSE), classify its groups on each map "
+        "as void, cluster or other (in noise units ν = κ/σ_noise on every bin, or the per-patch "
+        "rule on one bin), and write OUT/summary.json (skill; contributions per parameter with "
+        "bootstrap CIs over test cosmologies and seeds; paired Om - s8 differences; purity; "
+        "the claims that pass the gates), groups.csv, groups.h5, threshold_sweep.csv and "
         "figures/. See docs/analysis.md.",
         _analyze,
         (
@@ -305,6 +320,7 @@ _COMMANDS: dict[str, _Command] = {
             ("--out", "output folder", OUT_DIR),
         ),
         config=cfg.AnalyzeConfig,
+        extra=_analyze_options,
     ),
     "baselines": _Command(
         "post-hoc -F baselines (captum, RISE) against the SOP: MSE, purity, ins./del.",

@@ -23,6 +23,7 @@ __all__ = [
     "NOISE_MODELS",
     "PARAM_NAMES",
     "SPLITS",
+    "TYPE_UNITS",
     "AnalyzeConfig",
     "BaselinesConfig",
     "CNNOptions",
@@ -248,14 +249,34 @@ class Thresholds:
     cluster_sigma: float = _opt(3.0, "cluster pixel: kappa > this * sigma")
     tau_void: float = _opt(0.6, "a void group's minimum void-pixel fraction")
     tau_cluster: float = _opt(0.015, "a cluster group's minimum cluster-pixel fraction")
-    bin: int = _opt(-1, "bin index whose kappa is typed (-1: the last, highest z)")
+    bin: int = _opt(
+        -1, "bin index typed by the per-patch rule and shown in figures (-1: the last, highest z)"
+    )
+
+
+#: Units of the void/cluster typing: noise (ν = κ/σ_noise per bin) or patch (κ/σ of the patch).
+TYPE_UNITS: tuple[str, str] = ("noise", "patch")
 
 
 @dataclass(frozen=True)
 class AnalyzeConfig(Thresholds):
-    """``sop-cosmo analyze``: void/cluster analysis of a trained SOP's groups."""
+    """``sop-cosmo analyze``: void/cluster analysis of a trained SOP's groups (of one or more
+    training seeds), with the skill and the claims gates (docs/analysis.md)."""
 
-    n_boot: int = _opt(1000, "bootstrap resamples over maps")
+    type_units: str = _opt(
+        "noise",
+        "noise: type on every bin in ν = κ/σ_noise (the patch file's sigma_noise; nu_void, "
+        "nu_cluster); patch: the anchor's rule, κ/σ of each patch on --bin (void_sigma, "
+        "cluster_sigma)",
+        choices=TYPE_UNITS,
+    )
+    nu_void: float = _opt(0.0, "noise units: void pixel ν ≤ −nu_void")
+    nu_cluster: float = _opt(4.0, "noise units: cluster pixel ν ≥ nu_cluster")
+    min_r2: float = _opt(
+        0.5, "no claim unless every seed's test R² ≥ this on every parameter (the skill gate)"
+    )
+    min_cosmologies: int = _opt(5, "no claim from fewer test cosmologies (bootstrap units)")
+    n_boot: int = _opt(1000, "bootstrap resamples over test cosmologies (and seeds)")
     max_maps: int | None = _opt(None, "analyse at most this many test maps, spread evenly")
     seed: int = _opt(0, "bootstrap seed")
     device: str = _opt("auto", "auto, cpu or cuda[:N]")

@@ -174,6 +174,14 @@ def groups_gallery(
     return _save(fig, path)
 
 
+def _rule(summary: dict[str, Any], what: str, value: float) -> str:
+    """The pixel rule as written in titles: ν (noise units) or κ/σ of the patch."""
+    noise = summary.get("type_units") == "noise"
+    if what == "void":
+        return f"ν≤{value:g}" if noise else f"κ<{value:g}σ"
+    return f"ν≥{value:g}" if noise else f"κ>{value:g}σ"
+
+
 def contribution_bars(path: str | os.PathLike, summary: dict[str, Any]) -> Path:
     """Mean summed selector weight per group type and parameter, with 95% bootstrap CIs.
 
@@ -200,9 +208,13 @@ def contribution_bars(path: str | os.PathLike, summary: dict[str, Any]) -> Path:
     ax.set_ylabel("mean summed selector weight per map")
     ax.set_ylim(0, 1.05)
     thr = summary["thresholds"]
+    boot = summary.get("bootstrap", {})
+    over = (f"{boot['n_cosmologies']} cosmologies × {boot['n_seeds']} seed(s)" if boot
+            else f"{summary['n_maps']} maps")  # fmt: skip
     ax.set_title(
-        f"contributions by group type ({summary['n_maps']} maps, 95% bootstrap CI; "
-        f"void κ<{thr['void_sigma']:g}σ, cluster κ>{thr['cluster_sigma']:g}σ)",
+        f"contributions by group type ({summary['n_maps']} maps; 95% CI over {over};\n"
+        f"void {_rule(summary, 'void', thr['void_sigma'])}, "
+        f"cluster {_rule(summary, 'cluster', thr['cluster_sigma'])})",
         fontsize=9,
     )
     # below the axes: inside, the legend would hide bars near 1
@@ -267,7 +279,8 @@ def sweep_curves(
     ax_v.axvline(tv0, color="0.6", lw=0.8)
     ax_v.set_xlabel("τ_void (min. fraction of void pixels)")
     ax_v.set_ylabel("mean summed weight / share of groups")
-    ax_v.set_title(f"voids (τ_c = {tc0:g}, cluster κ > {cs0:g}σ)", fontsize=9)
+    ax_v.set_title(f"voids (τ_c = {tc0:g}, cluster {_rule(summary, 'cluster', cs0)})",
+                   fontsize=9)  # fmt: skip
     ax_v.legend(fontsize=7)
 
     cmap = ["#fdae61", "#d62728", "#67000d", "#3f007d"]
@@ -279,11 +292,11 @@ def sweep_curves(
         for q, name in enumerate(names):
             ax_c.plot(x, [r[f"{name}_cluster"] for r in sel], _PARAM_STYLES[q % 4],
                       marker="o", ms=3, color=color,
-                      label=f"{name}, κ>{cs:g}σ")  # fmt: skip
+                      label=f"{name}, {_rule(summary, 'cluster', cs)}")  # fmt: skip
         ax_c.plot(x, [r["rate_cluster"] for r in sel], ":", color=color, lw=1,
-                  label=f"base rate, κ>{cs:g}σ")  # fmt: skip
+                  label=f"base rate, {_rule(summary, 'cluster', cs)}")  # fmt: skip
         ax_p.plot(x, [r["purity"] for r in sel], marker="o", ms=3, color=color,
-                  label=f"cluster κ>{cs:g}σ")  # fmt: skip
+                  label=f"cluster {_rule(summary, 'cluster', cs)}")  # fmt: skip
     for ax in (ax_c, ax_p):
         ax.set_xscale("log")
         ax.axvline(tc0, color="0.6", lw=0.8)

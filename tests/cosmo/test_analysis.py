@@ -11,11 +11,11 @@ from sop_cosmo.cosmo.maths.group_types import (
     classify_groups,
     group_statistics,
     purity,
-    threshold_sweep,
     type_weights,
     upsample_masks,
 )
 from sop_cosmo.cosmo.maths.selection import map_indices
+from sop_cosmo.cosmo.maths.sweep import threshold_sweep
 
 # ------------------------------------------------------------------------------- upsampling
 

@@ -15,6 +15,7 @@ from sop_cosmo.cosmo.maths.group_types import (
     TYPE_NAMES,
     classify_groups,
     group_statistics,
+    group_statistics_nu,
     upsample_masks,
 )
 from sop_cosmo.cosmo.stages.analyse import analyze
@@ -29,10 +30,13 @@ TINY_CNN = {"widths": [8], "kernel": 3, "hidden": [16]}
 TINY_SOP = {"attention_patch": PATCH, "n_groups": GROUPS, "keep_fraction": 0.25, "n_heads": 1}
 ATTRS = {"pixel_arcmin": 6.87, "patch_size": SIZE, "nside": 64, "bins": [1, 3],
          "smoothing_arcmin": 0.0, "noise": "none", "source": "simulated"}  # fmt: skip
+# σ per bin of the ν typing: about the ensemble σ of these maps (amplitudes 0.008 and 0.016)
+SIGMA_NOISE = [0.008, 0.016]
 
 
-def _lognormal_patches(path, n, seed, first_id):
-    """Skewed, spatially smooth κ (voids below 0, rare high peaks), 2 bins, learnable params."""
+def _lognormal_patches(path, n, seed, first_id, sigma_noise=SIGMA_NOISE):
+    """Skewed, spatially smooth κ (voids below 0, rare high peaks), 2 bins, learnable params;
+    ``sigma_noise`` None writes a file as preprocess did before it recorded σ_noise."""
     rng = np.random.default_rng(seed)
     om, s8 = rng.uniform(0.2, 0.4, n), rng.uniform(0.6, 1.0, n)
     g = ndimage.gaussian_filter(rng.standard_normal((n, 2, SIZE, SIZE)), (0, 0, 1.5, 1.5))
@@ -45,6 +49,8 @@ def _lognormal_patches(path, n, seed, first_id):
         f["params"].attrs["names"] = ["Om", "s8"]
         f["cosmo_id"] = np.arange(first_id, first_id + n, dtype="i8")
         f.attrs.update(ATTRS)
+        if sigma_noise is not None:
+            f.attrs["sigma_noise"] = sigma_noise
     return path
 
 
@@ -55,16 +61,28 @@ def run(tmp_path_factory):
     va = _lognormal_patches(d / "val.h5", 16, 1, 100)
     te = _lognormal_patches(d / "test.h5", 20, 2, 200)
     base = {"epochs": 1, "batch_size": 8, "lr": 3e-3, "device": "cpu"}
-    cnn = train(tr, va, d / "cnn", TrainConfig(kind="cnn", model_options=TINY_CNN, **base),
-                progress=False)  # fmt: skip
-    sop = train(tr, va, d / "sop",
-                TrainConfig(kind="sop", backbone=str(cnn), model_options=TINY_SOP, **base),
-                progress=False)  # fmt: skip
+    sops = []
+    for seed in (0, 1):  # two training seeds: the ensemble analysis
+        cnn = train(tr, va, d / f"cnn{seed}",
+                    TrainConfig(kind="cnn", model_options=TINY_CNN, seed=seed, **base),
+                    progress=False)  # fmt: skip
+        sops.append(train(tr, va, d / f"sop{seed}",
+                          TrainConfig(kind="sop", backbone=str(cnn), model_options=TINY_SOP,
+                                      seed=seed, **base), progress=False))  # fmt: skip
+        if seed == 0:
+            cnn0 = cnn
     out = d / "A"
-    code = main(["analyze", "--checkpoint", str(sop), "--data", str(te), "--out", str(out),
-                 "--n-boot", "200", "--seed", "1", "--device", "cpu", "--quiet"])  # fmt: skip
+    code = main(["analyze", "--checkpoint", str(sops[0]), "--data", str(te), "--out", str(out),
+                 "--n-boot", "200", "--seed", "1", "--device", "cpu", "--quiet",
+                 "--type-units", "patch"])  # fmt: skip
     assert code == 0
-    return {"dir": d, "cnn": cnn, "sop": sop, "test": te, "out": out}
+    ens = d / "E"
+    code = main(["analyze", "--checkpoint", str(sops[0]), "--ensemble", str(sops[1]),
+                 "--data", str(te), "--out", str(ens), "--n-boot", "200", "--device", "cpu",
+                 "--quiet"])  # fmt: skip
+    assert code == 0
+    return {"dir": d, "cnn": cnn0, "sop": sops[0], "sops": sops, "test": te, "out": out,
+            "ensemble": ens}  # fmt: skip
 
 
 CONTRACT_TOP = {"thresholds", "contributions", "differences", "group_type_rates", "purity",
@@ -119,6 +137,17 @@ def test_summary_has_exactly_the_contract_schema(run):
     assert s["class_thresholds"] == {"tau_void": 0.6, "tau_cluster": 0.015}
     assert s["bin"] == 3 and s["bin_index"] == 1  # -1 = the last bin, labelled 3
     assert s["n_groups"] == GROUPS and s["attention_patch"] == PATCH
+    # skill first: R² and the constant predictor's MSE per parameter, and the gate
+    assert s["type_units"] == "patch" and s["typed_bins"] == [3]
+    sk = s["skill"]
+    assert set(sk["r2"]) == set(sk["mse"]) == set(sk["mse_constant"]) == {"Om", "s8"}
+    assert sk["mse"] == pytest.approx(s["mse"]) and isinstance(sk["passed"], bool)
+    assert sk["passed"] == all(v >= 0.5 for vals in sk["r2_per_seed"].values() for v in vals)
+    # one epoch on 48 maps predicts nothing: no skill, so no claim, and the reason says so
+    assert not sk["passed"] and s["claims"] == [] and "no skill" in s["no_claim"]
+    assert s["bootstrap"] == {"unit": "cosmology", "n_cosmologies": 20, "n_seeds": 1,
+                              "resample_seeds": False}  # fmt: skip
+    assert len(s["per_cosmology"]) == 20 and s["seeds"] == [0]
 
 
 def test_outputs_are_consistent(run):
@@ -172,6 +201,12 @@ def test_mse_agrees_with_evaluate(run, tmp_path):
     metrics = evaluate(run["sop"], run["test"], tmp_path / "m.json", device="cpu")
     for p in ("Om", "s8"):
         assert summary["mse"][p] == pytest.approx(metrics["mse"][p], rel=1e-4)
+        assert summary["skill"]["r2"][p] == pytest.approx(metrics["r2"][p], rel=1e-4)
+        assert summary["skill"]["mse_constant"][p] == pytest.approx(metrics["mse_constant"][p])
+        # R² = 1 − MSE / Var(y): evaluate's three numbers agree with the file's targets
+        with h5py.File(run["test"]) as f:
+            y = f["params"][:, ["Om", "s8"].index(p)].astype(np.float64)
+        assert metrics["r2"][p] == pytest.approx(1 - metrics["mse"][p] / y.var(), rel=1e-6)
     assert sum(summary["mean_active_groups"].values()) / 2 == pytest.approx(
         metrics["sop"]["mean_active_groups"], rel=1e-6
     )
@@ -213,3 +248,51 @@ def test_bad_inputs_give_clear_errors(run, tmp_path, capsys):
     assert main([*base, "--checkpoint", str(run["sop"]), "--tau-void", "0"]) == 2
     assert "tau_void" in capsys.readouterr().err
     assert not (tmp_path / "x" / "summary.json").exists()
+
+
+def test_the_ensemble_combines_seeds_in_noise_units(run, tmp_path):
+    s = _strict((run["ensemble"] / "summary.json").read_text())
+    assert s["type_units"] == "noise" and s["typed_bins"] == [1, 3]
+    assert s["thresholds"] == {"void_sigma": 0.0, "cluster_sigma": 4.0}
+    assert s["sigma_noise"] == SIGMA_NOISE and set(s["by_bin"]) == {"1", "3"}
+    assert s["seeds"] == [0, 1] and len(s["per_seed"]) == 2
+    assert s["bootstrap"] == {"unit": "cosmology", "n_cosmologies": 20, "n_seeds": 2,
+                              "resample_seeds": True}  # fmt: skip
+    for t in TYPE_NAMES:  # every map has both seeds: the ensemble mean is the seeds' mean
+        per = [p["contributions"]["Om"][t] for p in s["per_seed"]]
+        assert s["contributions"]["Om"][t] == pytest.approx(np.mean(per))
+    for seed, sop in zip((0, 1), run["sops"], strict=True):
+        metrics = evaluate(sop, run["test"], tmp_path / f"m{seed}.json", device="cpu")
+        assert s["per_seed"][seed]["skill"]["r2"]["s8"] == pytest.approx(metrics["r2"]["s8"],
+                                                                          rel=1e-4)  # fmt: skip
+        assert s["skill"]["r2_per_seed"]["s8"][seed] == s["per_seed"][seed]["skill"]["r2"]["s8"]
+    with h5py.File(run["ensemble"] / "groups.h5") as f, h5py.File(run["test"]) as t:
+        assert f["seed_type_weights"].shape == (2, 20, 2, 3)
+        assert f["seed_prediction"].shape == (2, 20, 2)
+        assert f.attrs["type_units"] == "noise" and list(f.attrs["seeds"]) == [0, 1]
+        masks, types = f["masks"][...], f["types"][...]
+        stats = {k: f[k][...] for k in STAT_NAMES}
+        kappa = t["kappa"][...].astype(np.float64)
+    # the stored statistics are those of ν = κ/σ_noise on both bins, pooled
+    pix = upsample_masks(masks, (SIZE, SIZE), patch=PATCH)
+    again, _ = group_statistics_nu(kappa, pix, SIGMA_NOISE, nu_void=0.0, nu_cluster=4.0)
+    for k in STAT_NAMES:
+        np.testing.assert_allclose(again[k], stats[k], rtol=1e-6, err_msg=k)
+    np.testing.assert_array_equal(classify_groups(again), types)
+    with open(run["ensemble"] / "groups.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * 20 * GROUPS and {r["seed"] for r in rows} == {"0", "1"}
+
+
+def test_noise_units_need_sigma_noise_in_the_file(run, tmp_path, capsys):
+    old = _lognormal_patches(tmp_path / "old.h5", 6, 3, 300, sigma_noise=None)
+    base = ["analyze", "--checkpoint", str(run["sop"]), "--data", str(old), "--quiet",
+            "--device", "cpu", "--n-boot", "10"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "n")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no sigma_noise" in err and "rerun preprocess" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "n").exists()
+    assert main([*base, "--out", str(tmp_path / "p"), "--type-units", "patch"]) == 0
+    assert (tmp_path / "p" / "summary.json").is_file()
+    assert main([*base, "--out", str(tmp_path / "e"), "--ensemble", str(run["sop"])]) == 2
+    assert "given twice" in capsys.readouterr().err

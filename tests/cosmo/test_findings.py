@@ -1,4 +1,4 @@
-"""The findings prose follows the numbers: a CI excluding 0 (or a base rate) changes the text."""
+"""The findings prose: skill first, then the numbers, and findings only from the claims."""
 
 import json
 
@@ -13,47 +13,57 @@ from sop_cosmo.cosmo.stages.report import (
 )
 
 
-def _summary(diff_void_ci, om_void_ci=(0.5, 0.7), n_maps=100):
-    ci = {"void": list(om_void_ci), "cluster": [0.05, 0.15], "other": [0.2, 0.4]}
+def _summary(claims=(), no_claim="no 95% CI over 10 test cosmologies × 2 seed(s) excludes 0",
+             passed=True):  # fmt: skip
+    ci = {"void": [0.5, 0.7], "cluster": [0.05, 0.15], "other": [0.2, 0.4]}
     block = {"void": 0.6, "cluster": 0.1, "other": 0.3, "ci95": ci}
     s8 = {"void": 0.3, "cluster": 0.3, "other": 0.4,
           "ci95": {"void": [0.2, 0.4], "cluster": [0.25, 0.35], "other": [0.3, 0.5]}}  # fmt: skip
     return {
-        "thresholds": {"void_sigma": 0.0, "cluster_sigma": 3.0},
+        "thresholds": {"void_sigma": 0.0, "cluster_sigma": 4.0},
         "contributions": {"Om": block, "s8": s8},
         "differences": {
-            "void": {"value": 0.3, "ci95": list(diff_void_ci)},
+            "void": {"value": 0.3, "ci95": [0.1, 0.5]},
             "cluster": {"value": -0.2, "ci95": [-0.3, 0.05]},
             "other": {"value": -0.1, "ci95": [-0.2, 0.1]},
         },
         "group_type_rates": {"void": 0.4, "cluster": 0.1, "other": 0.5},
         "purity": 0.5,
-        "n_maps": n_maps,
-    }
+        "n_maps": 100,
+        "type_units": "noise",
+        "typed_bins": [1, 2],
+        "bootstrap": {"n_cosmologies": 10},
+        "skill": {"r2": {"Om": 0.7, "s8": 0.62 if passed else 0.2},
+                  "r2_per_seed": {"Om": [0.68, 0.72], "s8": [0.6, 0.64] if passed else [0.1, 0.3]},
+                  "mse": {"Om": 0.001, "s8": 0.002}, "mse_constant": {"Om": 0.004, "s8": 0.006},
+                  "min_r2": 0.5, "passed": passed, "n_seeds": 2},
+        "claims": list(claims),
+        "no_claim": None if claims else no_claim,
+    }  # fmt: skip
 
 
-def test_a_difference_whose_ci_excludes_zero_is_a_conclusion():
-    text = describe_findings(_summary((0.1, 0.5)))
-    assert "Ωm relies more on void groups than σ8 does" in text
-    assert "cluster groups than" not in text
+def test_skill_comes_first_with_the_constant_predictor():
+    text = describe_findings(_summary())
+    assert text.index("**Skill**") < text.index("test maps** were analysed")
+    assert "Ωm: R² 0.70 (per seed 0.68/0.72); MSE 0.001 against 0.004" in text
+    assert "**No skill:**" in describe_findings(_summary(passed=False, no_claim="no skill"))
 
 
-def test_a_difference_whose_ci_includes_zero_is_not():
-    text = describe_findings(_summary((-0.05, 0.5)))
-    assert "relies more" not in text
-    assert "every paired CI includes 0" in text
+def test_findings_are_the_claims_word_for_word():
+    claim = {"text": "Ωm relies more on void groups than σ8 does: Ωm − σ8 = +0.300"}
+    text = describe_findings(_summary(claims=[claim]))
+    assert "**Findings:**\n- Ωm relies more on void groups than σ8 does: Ωm − σ8 = +0.300." in text
+    assert "No claim" not in text
 
 
-def test_preference_is_judged_against_the_base_rate():
-    above = describe_findings(_summary((0.1, 0.5), om_void_ci=(0.45, 0.7)))
-    inside = describe_findings(_summary((0.1, 0.5), om_void_ci=(0.35, 0.7)))
-    assert "void groups get 0.600 [0.450, 0.700], more than its share" in above
-    assert "void groups get 0.600 [0.350, 0.700], about its share" in inside
-
-
-def test_few_maps_carry_a_caution():
-    assert "Caution" in describe_findings(_summary((0.1, 0.5), n_maps=8))
-    assert "Caution" not in describe_findings(_summary((0.1, 0.5), n_maps=200))
+def test_no_claim_gives_the_reason_and_states_nothing():
+    # the void difference's CI excludes 0 here, yet without a claim no finding is written
+    text = describe_findings(_summary())
+    assert "No claim: no 95% CI over 10 test cosmologies × 2 seed(s) excludes 0." in text
+    assert "relies more" not in text and "Conclusion" not in text
+    old = _summary()
+    del old["claims"]
+    assert "predates the claim gates" in describe_findings(old)
 
 
 def test_contribution_rows_carry_the_excess_over_base_rate():

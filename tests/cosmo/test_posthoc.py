@@ -133,8 +133,10 @@ def test_cli_baselines_end_to_end(run, tmp_path, capsys):
                  str(run / "test.h5"), "--out", str(tmp_path / "m.json")]) == 0  # fmt: skip
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert rows["sop"]["mse"]["Om"] == pytest.approx(metrics["mse"]["Om"], rel=1e-4)
+    # the baselines score purity with the per-patch rule: the analysis in patch units agrees
     summary = analyze(run / "sop" / "model.pt", run / "test.h5", tmp_path / "a", max_maps=6,
-                      n_boot=10, device="cpu", progress=False, figures=False)  # fmt: skip
+                      n_boot=10, device="cpu", progress=False, figures=False,
+                      type_units="patch")  # fmt: skip
     assert rows["sop"]["purity"] == pytest.approx(summary["purity"])
 
     with (out / "baselines.csv").open() as fh:

@@ -23,7 +23,8 @@ def _patch_file(path, n, seed):
         f["params"].attrs["names"] = ["Om", "s8"]
         f["cosmo_id"] = np.arange(n, dtype="i8") + 1000 * seed
         attrs = {"pixel_arcmin": 6.87, "patch_size": 24, "nside": 64, "bins": [1],
-                 "smoothing_arcmin": 0.0, "noise": "none", "source": "simulated"}  # fmt: skip
+                 "smoothing_arcmin": 0.0, "noise": "none", "source": "simulated",
+                 "sigma_noise": [0.008]}  # fmt: skip
         f.attrs.update(attrs)
 
 
@@ -69,9 +70,18 @@ def test_notebook_executes_headless(analysis_dir, tmp_path):
         for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
     )  # fmt: skip
     summary = json.loads((analysis_dir / "summary.json").read_text())
-    # the prose is generated from this run's numbers, and the map browser drew a figure
+    # the prose is generated from this run's numbers: skill first, findings only from claims
     assert f"**{summary['n_maps']} test maps**" in text
-    assert "Conclusion:" in text
+    assert text.index("**Skill**") < text.index("test maps** were analysed")
+    if summary["claims"]:
+        assert all(c["text"] in text for c in summary["claims"])
+    else:
+        assert f"No claim: {summary['no_claim']}." in text
+    assert "Conclusion" not in text
+    # the predicted-vs-true figure follows the skill table, and the map browser drew a figure
+    skill_cell = next(i for i, c in enumerate(nb["cells"]) if "describe_skill(summary)" in
+                      "".join(c["source"]))  # fmt: skip
+    assert any("image/png" in o.get("data", {}) for o in nb["cells"][skill_cell]["outputs"])
     assert any(
         "image/png" in o.get("data", {}) for c in nb["cells"][-1:] for o in c.get("outputs", [])
     )

@@ -144,13 +144,22 @@ def test_tiny_config_runs_end_to_end(tiny_run):
         for seed in (0, 1):  # .test trains seeds 0 and 1
             path = results / "evaluate" / model / f"seed{seed}" / "test_metrics.json"
             metrics = json.loads(path.read_text())
-            assert set(metrics["mse"]) == {"Om", "s8"} and metrics["n"] > 0
+            assert set(metrics["mse"]) == set(metrics["r2"]) == {"Om", "s8"} and metrics["n"] > 0
             assert (logs / "train" / model / f"seed{seed}.log").exists()
     for split in ("train", "val", "test"):
         assert (results / "patches" / f"{split}.h5").exists()
     summary = json.loads((results / "analyze" / "summary.json").read_text())
     assert 0 < summary["n_maps"] <= 8  # .test caps analyze.max_maps at 8
-    assert summary["thresholds"]["cluster_sigma"] == 3.0
+    # skill before interpretation, and the claims the analysis makes (on every seed)
+    skill = summary["skill"]
+    assert {"r2", "mse", "mse_constant", "passed"} <= set(skill)
+    assert set(skill["r2"]) == set(skill["mse_constant"]) == {"Om", "s8"}
+    assert isinstance(skill["passed"], bool) and len(skill["r2_per_seed"]["Om"]) == 2
+    assert summary["seeds"] == [0, 1] and summary["bootstrap"]["n_seeds"] == 2
+    assert summary["type_units"] == "noise" and len(summary["sigma_noise"]) == 2
+    assert summary["thresholds"]["cluster_sigma"] == 4.0  # ν_c
+    # one test cosmology and one-epoch models: no claim, and the summary says why
+    assert summary["claims"] == [] and summary["no_claim"]
     baselines = json.loads((results / "baselines" / "baselines.json").read_text())
     assert "sop" in json.dumps(baselines)
     controls = json.loads((results / "controls" / "controls.json").read_text())

@@ -7,7 +7,7 @@
 
 rule analyze:
     input:
-        models=sop_models()[:1],  # the ensemble analysis takes every seed (next)
+        models=sop_models(),
         data=RESULTS / "patches" / "test.h5",
     output:
         summary=report(

@@ -4,12 +4,19 @@ definitions").
 For every analysed patch the SOP model gives G group masks over its attention grid. This module
 
 1. turns grid masks into pixel masks (:func:`upsample_masks`);
-2. measures each group on the *physical* convergence κ of one tomographic bin
-   (:func:`group_statistics`): mean κ/σ, the fraction of void pixels (κ < void_sigma·σ) and of
-   cluster pixels (κ > cluster_sigma·σ), and the peaks and minima inside it;
+2. measures each group on the *physical* convergence κ, in one of two units:
+
+   * noise units (the default of the analysis, :func:`group_statistics_nu`): on every bin b
+     the model sees, ν = κ / σ_noise,b with one σ per bin for all patches (preprocess records
+     it); void pixels have ν ≤ −ν_v, cluster pixels ν ≥ ν_c; the statistics pool every
+     (pixel, bin) of the group, and are also given per bin;
+   * patch units (the anchor's rule, :func:`group_statistics`): on one bin, κ/σ with σ the
+     patch's own standard deviation; void pixels κ < void_sigma·σ, cluster κ > cluster_sigma·σ;
+
+   with the mean κ/σ, the void and cluster pixel fractions, and the peaks and minima inside it;
 3. labels each group void, cluster or other (:func:`classify_groups`);
-4. sums selector weights per group type (:func:`type_weights`), scores the anchor's purity
-   (:func:`purity`) and sweeps the thresholds (:func:`threshold_sweep`).
+4. sums selector weights per group type (:func:`type_weights`) and scores the anchor's purity
+   (:func:`purity`); :mod:`sop_cosmo.cosmo.maths.sweep` sweeps the thresholds.
 
 Pure maths: no file I/O. The bootstrap over maps is :mod:`sop_cosmo.cosmo.maths.bootstrap`.
 """
@@ -17,7 +24,6 @@ Pure maths: no file I/O. The bootstrap over maps is :mod:`sop_cosmo.cosmo.maths.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -29,18 +35,16 @@ __all__ = [
     "CLUSTER",
     "OTHER",
     "STAT_NAMES",
-    "SWEEP_CLUSTER_SIGMA",
-    "SWEEP_TAU_CLUSTER",
-    "SWEEP_TAU_VOID",
     "TYPE_NAMES",
     "VOID",
     "check_tau",
     "classify_groups",
     "cluster_fraction",
+    "cluster_fraction_nu",
     "group_statistics",
+    "group_statistics_nu",
     "group_type_rates",
     "purity",
-    "threshold_sweep",
     "type_weights",
     "upsample_masks",
 ]
@@ -57,10 +61,6 @@ STAT_NAMES: tuple[str, ...] = (
     "n_minima",
     "mask_fraction",
 )
-#: Grids of the threshold sweep (the run's own thresholds are always added).
-SWEEP_TAU_VOID: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-SWEEP_TAU_CLUSTER: tuple[float, ...] = (0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1)
-SWEEP_CLUSTER_SIGMA: tuple[float, ...] = (2.0, 3.0, 4.0)
 
 
 # ------------------------------------------------------------------------------------ masks
@@ -139,12 +139,17 @@ def _sigma(k: NDArray) -> NDArray:
 
 
 def _pixel_fractions(
-    k: NDArray, m: NDArray, thresholds: NDArray, *, above: bool
+    k: NDArray, m: NDArray, thresholds: NDArray, *, above: bool, inclusive: bool = False
 ) -> tuple[NDArray, NDArray]:
-    """(N, G) fraction of each mask's pixels above (or below) a per-map threshold, and areas."""
+    """(N, G) fraction of each mask's pixels above (or below) a per-map threshold, and areas;
+    ``inclusive`` counts pixels equal to the threshold too."""
     n, g = m.shape[:2]
     mf = m.reshape(n, g, -1).astype(np.float32)
-    hit = (k > thresholds[:, None, None]) if above else (k < thresholds[:, None, None])
+    t = thresholds[:, None, None]
+    if above:
+        hit = (k >= t) if inclusive else (k > t)
+    else:
+        hit = (k <= t) if inclusive else (k < t)
     count = np.matmul(mf, hit.reshape(n, -1, 1).astype(np.float32))[..., 0]
     area = mf.sum(-1)
     frac = np.divide(count, area, out=np.zeros_like(count), where=area > 0)
@@ -193,10 +198,16 @@ def group_statistics(
         On mismatched shapes, non-finite κ, or a constant map (σ = 0).
     """
     k, m = _check_kappa_masks(kappa, masks)
-    sigma = _sigma(k)
+    return _group_stats(k, m, _sigma(k), void_sigma, cluster_sigma, inclusive=False)
+
+
+def _group_stats(
+    k: NDArray, m: NDArray, sigma: NDArray, void_t: float, cluster_t: float, *, inclusive: bool
+) -> dict[str, NDArray]:
+    """:func:`group_statistics` with a given σ per map and pixel thresholds in units of σ."""
     n, g = m.shape[:2]
-    void, area = _pixel_fractions(k, m, void_sigma * sigma, above=False)
-    cluster, _ = _pixel_fractions(k, m, cluster_sigma * sigma, above=True)
+    void, area = _pixel_fractions(k, m, void_t * sigma, above=False, inclusive=inclusive)
+    cluster, _ = _pixel_fractions(k, m, cluster_t * sigma, above=True, inclusive=inclusive)
     mf = m.reshape(n, g, -1).astype(np.float64)
     ksum = np.matmul(mf, k.reshape(n, -1, 1))[..., 0]
     mean = np.divide(ksum, area, out=np.zeros_like(ksum), where=area > 0) / sigma[:, None]
@@ -216,6 +227,78 @@ def cluster_fraction(kappa: ArrayLike, masks: ArrayLike, cluster_sigma: float) -
     """(N, G) ``cluster_fraction`` of :func:`group_statistics` alone (for the sweep)."""
     k, m = _check_kappa_masks(kappa, masks)
     return _pixel_fractions(k, m, cluster_sigma * _sigma(k), above=True)[0]
+
+
+def _check_bins(kappa: ArrayLike, masks: ArrayLike, sigma_noise: ArrayLike) -> tuple:
+    k = np.asarray(kappa, dtype=np.float64)
+    if k.ndim != 4:
+        raise ValueError(f"kappa: expected (N, B, H, W) with every bin, got shape {k.shape}")
+    s = np.asarray(sigma_noise, dtype=np.float64).reshape(-1)
+    if s.shape != (k.shape[1],):
+        raise ValueError(f"sigma_noise: expected one σ per bin ({k.shape[1]}), got {s.size}")
+    if not (np.isfinite(s).all() and (s > 0).all()):
+        raise ValueError(f"sigma_noise: expected finite values > 0, got {s.tolist()}")
+    m = np.asarray(masks)
+    return k, m, s
+
+
+def group_statistics_nu(
+    kappa: ArrayLike,
+    masks: ArrayLike,
+    sigma_noise: ArrayLike,
+    *,
+    nu_void: float,
+    nu_cluster: float,
+) -> tuple[dict[str, NDArray], dict[str, NDArray]]:
+    """κ statistics of every group in noise units, on every bin.
+
+    Parameters
+    ----------
+    kappa : array_like
+        (N, B, H, W) physical convergence of every bin the model sees.
+    masks : array_like
+        (N, G, H, W) pixel masks.
+    sigma_noise : array_like
+        (B,) σ_noise per bin (the patch file's ``sigma_noise``): ν = κ / σ_noise.
+    nu_void, nu_cluster : float
+        A pixel of a bin is a void pixel when ν ≤ −``nu_void`` and a cluster pixel when
+        ν ≥ ``nu_cluster``.
+
+    Returns
+    -------
+    pooled : dict of str to numpy.ndarray
+        (N, G) arrays with the keys of :func:`group_statistics` over every (pixel, bin) of the
+        group: the mean of the per-bin ``mean_kappa_sigma`` (mean ν), ``void_fraction`` and
+        ``cluster_fraction`` (every bin has the group's pixels once), the summed ``n_peaks``
+        and ``n_minima``, and ``mask_fraction``.
+    per_bin : dict of str to numpy.ndarray
+        The same keys, (N, G, B): the statistics of each bin alone.
+    """
+    k, m, s = _check_bins(kappa, masks, sigma_noise)
+    n = k.shape[0]
+    per = []
+    for b in range(k.shape[1]):
+        kb, mb = _check_kappa_masks(k[:, b], m)
+        per.append(_group_stats(kb, mb, np.full(n, s[b]), -nu_void, nu_cluster, inclusive=True))
+    per_bin = {key: np.stack([d[key] for d in per], axis=-1) for key in STAT_NAMES}
+    pooled = {key: per_bin[key].mean(-1) for key in STAT_NAMES}
+    for key in ("n_peaks", "n_minima"):
+        pooled[key] = per_bin[key].sum(-1)
+    pooled["mask_fraction"] = per_bin["mask_fraction"][..., 0]
+    return pooled, per_bin
+
+
+def cluster_fraction_nu(
+    kappa: ArrayLike, masks: ArrayLike, sigma_noise: ArrayLike, nu_cluster: float
+) -> NDArray:
+    """(N, G) pooled ``cluster_fraction`` of :func:`group_statistics_nu` alone (the sweep)."""
+    k, m, s = _check_bins(kappa, masks, sigma_noise)
+    fractions = []
+    for b in range(k.shape[1]):
+        kb, mb = _check_kappa_masks(k[:, b], m)
+        t = np.full(k.shape[0], nu_cluster * s[b])
+        fractions.append(_pixel_fractions(kb, mb, t, above=True, inclusive=True)[0])
+    return np.mean(fractions, axis=0)
 
 
 # ---------------------------------------------------------------------------- classification
@@ -337,54 +420,3 @@ def group_type_rates(types: ArrayLike) -> dict[str, float]:
     """Share of all groups of each type: {type: fraction}."""
     t = np.asarray(types)
     return {tn: float((t == i).mean()) for i, tn in enumerate(TYPE_NAMES)}
-
-
-# ------------------------------------------------------------------------------------ sweep
-
-
-def threshold_sweep(
-    stats: dict[str, ArrayLike],
-    cluster_fractions: dict[float, ArrayLike],
-    weights: ArrayLike,
-    param_names: Sequence[str],
-    *,
-    tau_void: Sequence[float] = SWEEP_TAU_VOID,
-    tau_cluster: Sequence[float] = SWEEP_TAU_CLUSTER,
-) -> list[dict[str, float]]:
-    """Contributions (means), type rates and purity on a grid of thresholds.
-
-    Parameters
-    ----------
-    stats : dict
-        :func:`group_statistics` output (its ``cluster_fraction`` is replaced per sigma).
-    cluster_fractions : dict of float to array_like
-        (N, G) cluster fractions for each cluster_sigma of the sweep.
-    weights : array_like
-        (N, G, P) selector weights.
-    param_names : sequence of str
-        P names (columns ``{name}_{type}``).
-    tau_void, tau_cluster : sequence of float
-        Grids.
-
-    Returns
-    -------
-    list of dict
-        One row per (cluster_sigma, tau_void, tau_cluster).
-    """
-    w = np.asarray(weights, dtype=np.float64)
-    selected = w > 0
-    rows = []
-    for cs in sorted(cluster_fractions):
-        st = {**stats, "cluster_fraction": np.asarray(cluster_fractions[cs])}
-        for tv in sorted(set(tau_void)):
-            for tc in sorted(set(tau_cluster)):
-                types = classify_groups(st, tau_void=tv, tau_cluster=tc)
-                contrib = type_weights(w, types).mean(0)  # (P, 3)
-                row: dict[str, float] = {"cluster_sigma": cs, "tau_void": tv, "tau_cluster": tc}
-                row.update({f"rate_{tn}": v for tn, v in group_type_rates(types).items()})
-                for j, name in enumerate(param_names):
-                    for i, tn in enumerate(TYPE_NAMES):
-                        row[f"{name}_{tn}"] = float(contrib[j, i])
-                row["purity"] = purity(st, selected, tau_void=tv, tau_cluster=tc)
-                rows.append(row)
-    return rows

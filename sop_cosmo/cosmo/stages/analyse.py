@@ -1,10 +1,13 @@
-"""Stage ``analyze``: the void/cluster analysis of a trained SOP regressor on a patch file.
+"""Stage ``analyze``: the void/cluster analysis of trained SOP regressors on a patch file.
 
-For every analysed test patch the SOP model gives G group masks over its attention grid and,
-per parameter p, selector weights ``w[g, p] ≥ 0`` that sum to 1 over the groups. The stage
-measures and types each group (:mod:`sop_cosmo.cosmo.maths.group_types`), bootstraps the
-contributions of each group type over maps (:mod:`sop_cosmo.cosmo.maths.bootstrap`), sweeps the
-thresholds, and writes ``summary.json`` (docs/contracts.md, "summary.json"), ``groups.csv``,
+For every analysed test patch each SOP model (one per training seed) gives G group masks over
+its attention grid and, per parameter p, selector weights ``w[g, p] ≥ 0`` that sum to 1 over
+the groups. The stage first scores the models' skill (R² and the constant predictor's MSE,
+:mod:`sop_cosmo.cosmo.maths.skill`), types each group (:mod:`sop_cosmo.cosmo.maths.group_types`:
+in noise units on every bin, or the anchor's per-patch rule), bootstraps the contributions of
+each group type over test cosmologies × seeds (:mod:`sop_cosmo.cosmo.maths.bootstrap`), gates
+the statements it could make (:mod:`sop_cosmo.cosmo.maths.claims`), sweeps the thresholds,
+and writes ``summary.json`` (docs/contracts.md, "summary.json"), ``groups.csv``,
 ``groups.h5``, ``threshold_sweep.csv`` and the figures (:mod:`sop_cosmo.cosmo.figures`).
 
 See ``docs/analysis.md`` for the definitions and how to read the outputs.
@@ -24,10 +27,10 @@ import h5py
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from tqdm.auto import tqdm
 
 from sop_cosmo._io import atomic_path
-from sop_cosmo.cosmo.config import AnalyzeConfig, resolve
+from sop_cosmo.cosmo.analysis import by_bin, explain_maps, group_rows
+from sop_cosmo.cosmo.config import TYPE_UNITS, AnalyzeConfig, resolve
 from sop_cosmo.cosmo.contracts.checkpoint import Checkpoint
 from sop_cosmo.cosmo.contracts.patchfile import (
     PatchArrays,
@@ -37,22 +40,24 @@ from sop_cosmo.cosmo.contracts.patchfile import (
 )
 from sop_cosmo.cosmo.dataset import Normalization
 from sop_cosmo.cosmo.maths.bootstrap import contributions, difference_pair
+from sop_cosmo.cosmo.maths.claims import make_claims
 from sop_cosmo.cosmo.maths.group_types import (
     STAT_NAMES,
-    SWEEP_CLUSTER_SIGMA,
-    SWEEP_TAU_CLUSTER,
-    SWEEP_TAU_VOID,
     TYPE_NAMES,
     check_tau,
     classify_groups,
-    cluster_fraction,
-    group_statistics,
     group_type_rates,
     purity,
-    threshold_sweep,
-    upsample_masks,
+    type_weights,
 )
 from sop_cosmo.cosmo.maths.selection import map_indices, resolve_bin
+from sop_cosmo.cosmo.maths.skill import ensemble_skill, per_cosmology, skill_scores
+from sop_cosmo.cosmo.maths.sweep import (
+    SWEEP_CLUSTER_SIGMA,
+    SWEEP_TAU_CLUSTER,
+    SWEEP_TAU_VOID,
+    threshold_sweep,
+)
 from sop_cosmo.cosmo.models import load_model
 
 __all__ = ["analyze"]
@@ -110,6 +115,22 @@ def _read_patches(
     return patches, idx
 
 
+def _sigma_noise(attrs: dict[str, Any], data: Path, n_bins: int) -> NDArray[np.float64]:
+    """The file's σ_noise per bin; a file from before it was recorded is a one-line error."""
+    if "sigma_noise" not in attrs:
+        raise ValueError(
+            f"data: {data} has no sigma_noise attribute (written by sop-cosmo preprocess since "
+            "the noise-unit typing); rerun preprocess, or pass --type-units patch"
+        )
+    sigma = np.atleast_1d(np.asarray(attrs["sigma_noise"], dtype=np.float64))
+    if sigma.shape != (n_bins,) or not (np.isfinite(sigma).all() and (sigma > 0).all()):
+        raise ValueError(
+            f"data: {data}: sigma_noise {sigma.tolist()} is not one σ > 0 per bin ({n_bins}); "
+            "rerun preprocess"
+        )
+    return sigma
+
+
 def _write_json(path: Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
         # allow_nan=False: NaN would make the file invalid JSON for strict readers
@@ -123,37 +144,6 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def _group_rows(
-    stats: dict[str, NDArray],
-    types: NDArray,
-    weights: NDArray,
-    outputs: NDArray,
-    names: Sequence[str],
-    idx: NDArray,
-    cosmo_id: NDArray,
-) -> list[dict[str, Any]]:
-    rows = []
-    n, g = types.shape
-    for i in range(n):
-        for j in range(g):
-            row: dict[str, Any] = {
-                "map": i,
-                "file_index": int(idx[i]),
-                "cosmo_id": int(cosmo_id[i]),
-                "group": j,
-                "type": TYPE_NAMES[types[i, j]],
-            }
-            for s in STAT_NAMES:
-                v = stats[s][i, j]
-                row[s] = int(v) if s.startswith("n_") else float(v)
-            for q, name in enumerate(names):
-                row[f"weight_{name}"] = float(weights[i, j, q])
-            for q, name in enumerate(names):
-                row[f"output_{name}"] = float(outputs[i, j, q])
-            rows.append(row)
-    return rows
-
-
 def _write_groups_h5(path: Path, arrays: dict[str, NDArray], attrs: dict[str, Any]) -> None:
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         for key, value in arrays.items():
@@ -162,36 +152,77 @@ def _write_groups_h5(path: Path, arrays: dict[str, NDArray], attrs: dict[str, An
             f.attrs[key] = value
 
 
+def _check_config(cfg: AnalyzeConfig) -> None:
+    check_tau(cfg.tau_void, cfg.tau_cluster)
+    if cfg.type_units not in TYPE_UNITS:
+        raise ValueError(f"type_units: expected one of {TYPE_UNITS}, got {cfg.type_units!r}")
+    for name in ("n_boot", "batch_size", "min_cosmologies"):
+        if int(getattr(cfg, name)) < 1:
+            raise ValueError(f"{name}: expected ≥ 1, got {getattr(cfg, name)}")
+    for name in ("nu_void", "nu_cluster", "min_r2"):
+        if not np.isfinite(float(getattr(cfg, name))):
+            raise ValueError(f"{name}: expected a finite number, got {getattr(cfg, name)}")
+
+
+def _load_all(paths: Sequence[Path], device: str) -> list[tuple[torch.nn.Module, Checkpoint]]:
+    """Every SOP of the ensemble, checked to see the same inputs and targets as the first."""
+    if len({str(p.resolve()) for p in paths}) != len(paths):
+        raise ValueError(f"ensemble: a checkpoint is given twice in {[str(p) for p in paths]}")
+    loaded = [_load_sop(p, device) for p in paths]
+    first = Normalization.from_dict(loaded[0][1].norm)
+    for (model, ckpt), path in zip(loaded[1:], paths[1:], strict=True):
+        norm = Normalization.from_dict(ckpt.norm)
+        same = (
+            list(norm.param_names) == list(first.param_names)
+            and len(norm.input_mean) == len(first.input_mean)
+            and int(model.n_groups) == int(loaded[0][0].n_groups)
+            and ckpt.options.get("attention_patch") == loaded[0][1].options.get("attention_patch")
+        )
+        if not same:
+            raise ValueError(
+                f"ensemble: {path} differs from {paths[0]} in its parameters, bins, groups or "
+                "attention grid; an ensemble is one configuration trained with several seeds"
+            )
+    return loaded
+
+
 def analyze(
     checkpoint: str | os.PathLike,
     data: str | os.PathLike,
     out_dir: str | os.PathLike,
     config: AnalyzeConfig | None = None,
     *,
+    ensemble: Sequence[str | os.PathLike] = (),
     progress: bool = True,
     figures: bool = True,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """Run the void/cluster analysis of a trained SOP checkpoint on a patch file.
+    """Run the void/cluster analysis of trained SOP checkpoints on a patch file.
 
     Parameters
     ----------
     checkpoint : path-like
-        ``RUN/model.pt`` of a ``sop`` run.
+        ``RUN/model.pt`` of a ``sop`` run (the first training seed; its groups fill
+        ``groups.h5`` and the figures).
     data : path-like
-        A patch file (docs/contracts.md, "Patch file"), usually ``DIR/test.h5``. The model sees
-        it standardised with the checkpoint's statistics; the κ statistics use its physical κ.
+        A patch file (docs/contracts.md, "Patch file"), usually ``DIR/test.h5``. The models
+        see it standardised with their checkpoint's statistics; the typing uses physical κ.
     out_dir : path-like
         Output folder (created): ``summary.json``, ``groups.csv``, ``groups.h5``,
         ``threshold_sweep.csv`` and ``figures/``.
     config : AnalyzeConfig, optional
-        Thresholds (pixel: void κ < void_sigma·σ, cluster κ > cluster_sigma·σ; group:
-        tau_void, tau_cluster), the analysed ``bin`` (Python index, -1 = the last,
-        highest-redshift bin; the model always sees all bins), ``max_maps`` (spread evenly over
-        the file), ``n_boot`` and ``seed`` of the bootstrap over maps, ``device`` and
-        ``batch_size`` (maps per forward pass). Default :class:`AnalyzeConfig`.
+        ``type_units`` ("noise": ν = κ/σ_noise on every bin, void pixel ν ≤ −nu_void,
+        cluster ν ≥ nu_cluster; "patch": κ/σ of the patch on ``bin``, void κ < void_sigma·σ,
+        cluster κ > cluster_sigma·σ), the group thresholds tau_void and tau_cluster, ``bin``
+        (Python index, -1 = the last bin: the per-patch rule's bin and the figures' κ),
+        ``max_maps`` (spread evenly over the file), ``n_boot`` and ``seed`` of the bootstrap
+        over test cosmologies × seeds, the claim gates ``min_r2`` and ``min_cosmologies``,
+        ``device`` and ``batch_size``. Default :class:`AnalyzeConfig`.
+    ensemble : sequence of path-like
+        SOP checkpoints of further training seeds of the same configuration, analysed with
+        ``checkpoint`` as one ensemble.
     progress : bool
-        tqdm bar over maps.
+        tqdm bar over maps, per seed.
     figures : bool
         Draw the figures (set False to skip matplotlib, e.g. in quick tests).
     **overrides
@@ -205,94 +236,97 @@ def analyze(
     Raises
     ------
     ValueError
-        On a missing or non-SOP checkpoint, a missing or mismatched patch file, a bad bin
+        On a missing or non-SOP checkpoint, an ensemble of different configurations, a missing
+        or mismatched patch file (or one without ``sigma_noise`` in noise units), a bad bin
         index or bad thresholds.
     """
     cfg = resolve(AnalyzeConfig, config, overrides)
-    void_sigma, cluster_sigma = cfg.void_sigma, cfg.cluster_sigma
-    tau_void, tau_cluster = cfg.tau_void, cfg.tau_cluster
-    n_boot, seed, batch_size, max_maps = cfg.n_boot, cfg.seed, cfg.batch_size, cfg.max_maps
-    check_tau(tau_void, tau_cluster)
-    if int(n_boot) < 1:
-        raise ValueError(f"n_boot: expected ≥ 1, got {n_boot}")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size: expected ≥ 1, got {batch_size}")
-    checkpoint, data, out = Path(checkpoint), Path(data), Path(out_dir)
-    model, ckpt = _load_sop(checkpoint, cfg.device)
-    dev = next(model.parameters()).device
-    norm = Normalization.from_dict(ckpt.norm)
+    _check_config(cfg)
+    noise = cfg.type_units == "noise"
+    paths = [Path(checkpoint), *(Path(p) for p in ensemble)]
+    data, out = Path(data), Path(out_dir)
+    loaded = _load_all(paths, cfg.device)
+    norm = Normalization.from_dict(loaded[0][1].norm)
     names = list(norm.param_names)
     difference_pair(names)  # fails early, naming the parameters, when undefined
-    patches, idx = _read_patches(data, norm, max_maps)
-    kappa, params, cosmo_id, attrs = patches.kappa, patches.params, patches.cosmo_id, patches.attrs
-    n, c, h, w = kappa.shape
+    patches, idx = _read_patches(data, norm, cfg.max_maps)
+    params, cosmo_id, attrs = patches.params, patches.cosmo_id, patches.attrs
+    n, c = patches.kappa.shape[:2]
     b_index, b_label = resolve_bin(cfg.bin, c, attrs, data)
+    labels = [int(v) for v in np.atleast_1d(attrs.get("bins", list(range(1, c + 1))))]
+    sigma = _sigma_noise(attrs, data, c) if noise else None
     # The options the model was built with: the cell size of its attention grid.
-    patch = ckpt.options.get("attention_patch")
+    patch = loaded[0][1].options.get("attention_patch")
     patch = int(patch) if patch is not None else None
-    kappa_bin = kappa[:, b_index].astype(np.float64)
-
-    mean = np.asarray(norm.input_mean, dtype=np.float32)[:, None, None]
-    std = np.asarray(norm.input_std, dtype=np.float32)[:, None, None]
-    sweep_sigmas = sorted({float(s) for s in SWEEP_CLUSTER_SIGMA} | {float(cluster_sigma)})
-    masks_l, weights_l, outputs_l, preds_l = [], [], [], []
-    stats_l: list[dict[str, NDArray]] = []
-    sweep_l: dict[float, list[NDArray]] = {s: [] for s in sweep_sigmas}
-    bar = tqdm(total=n, disable=not progress, desc="analyze maps", unit="map")
-    with torch.no_grad():
-        for s in range(0, n, batch_size):
-            x = torch.from_numpy((kappa[s : s + batch_size] - mean) / std).to(dev)
-            res = model.explain(x)
-            grid = (res.masks.float().cpu().numpy() > 0.5).astype(np.uint8)
-            masks_l.append(grid)
-            weights_l.append(res.weights.float().cpu().numpy())
-            outputs_l.append(res.group_outputs.float().cpu().numpy())
-            preds_l.append(res.prediction.float().cpu().numpy())
-            pix = upsample_masks(grid, (h, w), patch=patch)
-            kb = kappa_bin[s : s + batch_size]
-            stats_l.append(
-                group_statistics(kb, pix, void_sigma=void_sigma, cluster_sigma=cluster_sigma)
+    # The pixel rule in units of its σ: κ/σ below void_t is void, above cluster_t cluster.
+    void_t, cluster_t = (0.0 - cfg.nu_void, cfg.nu_cluster)  # 0.0 - 0.0 is +0.0, not -0.0
+    if not noise:
+        void_t, cluster_t = cfg.void_sigma, cfg.cluster_sigma
+    sweep_sigmas = sorted({float(s) for s in SWEEP_CLUSTER_SIGMA} | {float(cluster_t)})
+    runs = []
+    for i, ((model, ckpt), path) in enumerate(zip(loaded, paths, strict=True)):
+        run = explain_maps(model, Normalization.from_dict(ckpt.norm), patches, cfg, b_index=b_index,
+                       sigma_noise=sigma, patch=patch, sweep_sigmas=sweep_sigmas,
+                       desc=f"analyze seed {i + 1}/{len(paths)}", progress=progress)  # fmt: skip
+        if not (np.isfinite(run["weights"]).all() and np.isfinite(run["outputs"]).all()):
+            raise ValueError(
+                f"checkpoint: {path}: the SOP gives non-finite weights or group outputs on "
+                f"{data}; the model has diverged: retrain it (e.g. with a lower learning rate)"
             )
-            for cs in sweep_sigmas:
-                sweep_l[cs].append(cluster_fraction(kb, pix, cs))
-            bar.update(len(x))
-    bar.close()
-    masks = np.concatenate(masks_l)
-    weights = np.concatenate(weights_l).astype(np.float64)
-    t_mean = np.asarray(norm.target_mean)
-    t_std = np.asarray(norm.target_std)
-    # Weights sum to 1 over groups, so mean + std·Σ w·y = Σ w·(mean + std·y): the physical
-    # group outputs keep the prediction a weighted sum.
-    outputs = np.concatenate(outputs_l) * t_std + t_mean
-    preds = np.concatenate(preds_l) * t_std + t_mean
-    stats = {k: np.concatenate([d[k] for d in stats_l]) for k in STAT_NAMES}
-    if not (np.isfinite(weights).all() and np.isfinite(outputs).all()):
-        raise ValueError(
-            f"checkpoint: {checkpoint}: the SOP gives non-finite weights or group outputs on "
-            f"{data}; the model has diverged: retrain it (e.g. with a lower learning rate)"
-        )
-    types = classify_groups(stats, tau_void=tau_void, tau_cluster=tau_cluster)
-    selected = weights > 0
+        run["types"] = classify_groups(run["stats"], tau_void=cfg.tau_void,
+                                       tau_cluster=cfg.tau_cluster)  # fmt: skip
+        run["seed"] = int(ckpt.config.get("seed", i))
+        run["skill"] = skill_scores(run["preds"], params, run["train_mean"], names)
+        runs.append(run)
 
-    contrib = contributions(weights, types, names, n_boot=n_boot, seed=seed)
-    mse = ((preds - params.astype(np.float64)) ** 2).mean(0)
-    distinct = float(np.mean([len(np.unique(m.reshape(m.shape[0], -1), axis=0)) for m in masks]))
+    weights = np.stack([r["weights"] for r in runs])  # (S, N, G, P)
+    types = np.stack([r["types"] for r in runs])
+    contrib = contributions(weights, types, names, cosmo_id=cosmo_id, n_boot=cfg.n_boot,
+                            seed=cfg.seed)  # fmt: skip
+    skill = ensemble_skill([r["skill"] for r in runs], cfg.min_r2)
+    gate = make_claims(contrib, skill, min_cosmologies=cfg.min_cosmologies)
+    # Pooled over seeds (seed after seed along the map axis) for rates, purity and the sweep.
+    stats = {k: np.concatenate([r["stats"][k] for r in runs]) for k in STAT_NAMES}
+    w_all, t_all = weights.reshape(-1, *weights.shape[2:]), types.reshape(-1, types.shape[-1])
+    selected = w_all > 0
+    masks = runs[0]["masks"]
+    distinct = float(np.mean([len(np.unique(m.reshape(m.shape[0], -1), axis=0))
+                              for r in runs for m in r["masks"]]))  # fmt: skip
     summary: dict[str, Any] = {
-        "thresholds": {"void_sigma": float(void_sigma), "cluster_sigma": float(cluster_sigma)},
+        "thresholds": {"void_sigma": float(void_t), "cluster_sigma": float(cluster_t)},
         "contributions": contrib["contributions"],
         "differences": contrib["differences"],
-        "group_type_rates": group_type_rates(types),
-        "purity": purity(stats, selected, tau_void=tau_void, tau_cluster=tau_cluster),
+        "group_type_rates": group_type_rates(t_all),
+        "purity": purity(stats, selected, tau_void=cfg.tau_void, tau_cluster=cfg.tau_cluster),
         "n_maps": int(n),
         # extras (additional top-level keys only)
-        "class_thresholds": {"tau_void": float(tau_void), "tau_cluster": float(tau_cluster)},
+        "skill": skill,
+        "claims": gate["claims"],
+        "no_claim": gate["no_claim"],
+        "claim_checks": gate["claim_checks"],
+        "type_units": cfg.type_units,
+        "sigma_noise": None if sigma is None else [float(v) for v in sigma],
+        "typed_bins": labels if noise else [b_label],
+        "class_thresholds": {"tau_void": float(cfg.tau_void),
+                             "tau_cluster": float(cfg.tau_cluster)},
         "base_rates": contrib["base_rates"],
         "preference": contrib["preference"],
         "difference_params": contrib["difference_params"],
+        "bootstrap": {"unit": contrib["bootstrap_unit"], "n_cosmologies": contrib["n_units"],
+                      "n_seeds": contrib["n_seeds"], "resample_seeds": contrib["n_seeds"] > 1},
+        "seeds": [r["seed"] for r in runs],
+        "per_seed": [
+            {"seed": r["seed"], "checkpoint": str(p), "skill": r["skill"],
+             **contrib["per_seed"][i],
+             "purity": purity(r["stats"], r["weights"] > 0, tau_void=cfg.tau_void,
+                              tau_cluster=cfg.tau_cluster)}
+            for i, (r, p) in enumerate(zip(runs, paths, strict=True))
+        ],
+        "per_cosmology": per_cosmology(np.stack([r["preds"] for r in runs]), params, cosmo_id,
+                                       names),
         "active_group_type_rates": {
-            name: {
-                tn: float((types[selected[..., q]] == i).mean()) for i, tn in enumerate(TYPE_NAMES)
-            }
+            name: {tn: float((t_all[selected[..., q]] == i).mean())
+                   for i, tn in enumerate(TYPE_NAMES)}
             for q, name in enumerate(names)
         },
         "mean_active_groups": {
@@ -304,59 +338,66 @@ def analyze(
         "bin": b_label,
         "bin_index": b_index,
         "param_names": names,
-        "mse": {name: float(v) for name, v in zip(names, mse, strict=True)},
-        "mse_mean": float(mse.mean()),
-        "n_boot": int(n_boot),
-        "seed": int(seed),
-        "max_maps": max_maps,
-        "checkpoint": str(checkpoint),
+        "train_mean": {n: float(v) for n, v in zip(names, runs[0]["train_mean"], strict=True)},
+        "data_source": attrs.get("source"),
+        "mse": skill["mse"],
+        "mse_mean": float(np.mean(list(skill["mse"].values()))),
+        "n_boot": int(cfg.n_boot),
+        "seed": int(cfg.seed),
+        "max_maps": cfg.max_maps,
+        "checkpoint": str(paths[0]),
+        "checkpoints": [str(p) for p in paths],
         "data": str(data),
-    }
+    }  # fmt: skip
+    if noise:
+        summary["by_bin"] = by_bin(runs, labels, names, cosmo_id, cfg)
 
     out.mkdir(parents=True, exist_ok=True)
     # An old summary next to new tables would claim a finished run: drop it first.
     (out / "summary.json").unlink(missing_ok=True)
-    sweep_cf = {cs: np.concatenate(v) for cs, v in sweep_l.items()}
+    sweep_cf = {cs: np.concatenate([r["sweep_cf"][cs] for r in runs]) for cs in sweep_sigmas}
     sweep = threshold_sweep(
-        stats,
-        sweep_cf,
-        weights,
-        names,
-        tau_void=sorted(set(SWEEP_TAU_VOID) | {float(tau_void)}),
-        tau_cluster=sorted(set(SWEEP_TAU_CLUSTER) | {float(tau_cluster)}),
-    )
+        stats, sweep_cf, w_all, names,
+        tau_void=sorted(set(SWEEP_TAU_VOID) | {float(cfg.tau_void)}),
+        tau_cluster=sorted(set(SWEEP_TAU_CLUSTER) | {float(cfg.tau_cluster)}),
+    )  # fmt: skip
     _write_csv(out / "threshold_sweep.csv", sweep)
-    _write_csv(
-        out / "groups.csv", _group_rows(stats, types, weights, outputs, names, idx, cosmo_id)
-    )
+    _write_csv(out / "groups.csv", group_rows(runs, names, idx, cosmo_id))
+    first = runs[0]
+    kappa_bin = patches.kappa[:, b_index].astype(np.float64)
     arrays = {
         "kappa": kappa_bin.astype(np.float32),
         "masks": masks,
-        "weights": weights.astype(np.float32),
-        "group_outputs": outputs.astype(np.float32),
-        "prediction": preds.astype(np.float32),
+        "weights": first["weights"].astype(np.float32),
+        "group_outputs": first["outputs"].astype(np.float32),
+        "prediction": first["preds"].astype(np.float32),
         "params": params,
-        "types": types,
+        "types": first["types"],
         "file_index": idx,
         "cosmo_id": cosmo_id,
-        **{k: stats[k] for k in STAT_NAMES},
+        **{k: first["stats"][k] for k in STAT_NAMES},
+        # every seed: what the ensemble statistics are computed from
+        "seed_type_weights": np.stack(
+            [type_weights(r["weights"], r["types"]) for r in runs]
+        ).astype(np.float32),
+        "seed_prediction": np.stack([r["preds"] for r in runs]).astype(np.float32),
     }
+    if noise:
+        arrays["types_by_bin"] = classify_groups(first["per_bin"], tau_void=cfg.tau_void,
+                                                 tau_cluster=cfg.tau_cluster)  # fmt: skip
     h5_attrs = {
         "param_names": names,
         "type_names": list(TYPE_NAMES),
         "attention_patch": -1 if patch is None else patch,
-        "thresholds": json.dumps(
-            {
-                "void_sigma": float(void_sigma),
-                "cluster_sigma": float(cluster_sigma),
-                "tau_void": float(tau_void),
-                "tau_cluster": float(tau_cluster),
-            }
-        ),
+        "thresholds": json.dumps({**summary["thresholds"], **summary["class_thresholds"]}),
+        "type_units": cfg.type_units,
+        "sigma_noise": [] if sigma is None else sigma,
         "bin": b_label,
         "bin_index": b_index,
         "group_outputs_units": "physical",
-        "checkpoint": str(checkpoint),
+        "seeds": summary["seeds"],
+        "checkpoint": str(paths[0]),
+        "checkpoints": json.dumps(summary["checkpoints"]),
         "data": str(data),
     }
     _write_groups_h5(out / "groups.h5", arrays, h5_attrs)
@@ -364,16 +405,10 @@ def analyze(
         from sop_cosmo.cosmo.figures import write_figures  # matplotlib only when drawing
 
         write_figures(
-            out / "figures",
-            kappa=kappa_bin,
-            masks=masks,
-            weights=weights,
-            types=types,
-            summary=summary,
-            sweep=sweep,
-            patch=patch,
+            out / "figures", kappa=kappa_bin, masks=masks, weights=first["weights"],
+            types=first["types"], summary=summary, sweep=sweep, patch=patch,
             pixel_arcmin=attrs.get("pixel_arcmin"),
-        )
+        )  # fmt: skip
     _write_json(out / "summary.json", summary)  # last: its presence means the run finished
-    log.info("analyze %s on %s: %d maps -> %s", checkpoint, data, n, out)
+    log.info("analyze %s on %s: %d maps, %d seed(s) -> %s", paths[0], data, n, len(runs), out)
     return summary

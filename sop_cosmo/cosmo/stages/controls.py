@@ -278,7 +278,9 @@ def run_control(
         name: evaluate(ckpt, data["test"], ckpt.parent / "test_metrics.json", device="cpu")
         for name, ckpt in (("cnn", cnn), ("sop", sop), ("sop_untrained", untrained))
     }
-    kw = {"n_boot": settings.n_boot, "seed": seed, "device": "cpu", "progress": progress}
+    # The planted maps are typed by the per-patch rule they were designed for (no σ_noise).
+    kw = {"n_boot": settings.n_boot, "seed": seed, "device": "cpu", "progress": progress,
+          "type_units": "patch"}  # fmt: skip
     summary = analyze(sop, data["test"], out / "analysis", **kw)
     summary_u = analyze(untrained, data["test"], out / "analysis_untrained", figures=False, **kw)
     gain = paired_gain(out / "analysis" / "groups.h5", out / "analysis_untrained" / "groups.h5",

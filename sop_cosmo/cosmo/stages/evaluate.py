@@ -1,4 +1,5 @@
-"""The evaluation stage: the MSE per parameter of a checkpoint on a patch file.
+"""The evaluation stage: the skill of a checkpoint on a patch file, per parameter: the MSE, R²
+and the MSE of the constant training-mean predictor (:mod:`sop_cosmo.cosmo.maths.skill`).
 
 The metrics JSON is a contract (docs/contracts.md, "CLI"; docs/training.md, "Evaluation JSON").
 """
@@ -15,6 +16,7 @@ import torch
 from sop_cosmo._io import atomic_path
 from sop_cosmo.cosmo.config import EvaluateConfig, resolve
 from sop_cosmo.cosmo.dataset import Normalization, load_split
+from sop_cosmo.cosmo.maths.skill import skill_scores
 from sop_cosmo.cosmo.models import load_model
 
 __all__ = ["evaluate"]
@@ -32,9 +34,13 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score a checkpoint on a patch file and write the metrics JSON.
 
-    Writes ``{"mse": {name: float}, "mse_mean": float, "n": int}``, the MSE in the physical
-    units of each parameter, and for "sop" models also ``"sop": {"mean_active_groups",
-    "mean_mask_fraction", "n_groups"}``. Inference runs in fp32 on every device.
+    Writes ``{"mse": {name: float}, "mse_mean": float, "n": int, "r2": {name: float | None},
+    "mse_constant": {name: float}}``: the MSE in the physical units of each parameter, the
+    coefficient of determination R² = 1 − MSE / Var(y) on this file (None when its targets
+    are constant) and the MSE of always predicting the training mean (the checkpoint's
+    normalisation), which a model without skill reaches; for "sop" models also ``"sop":
+    {"mean_active_groups", "mean_mask_fraction", "n_groups"}``. Inference runs in fp32 on
+    every device.
 
     Parameters
     ----------
@@ -71,11 +77,14 @@ def evaluate(
         else:
             preds.append(model(xb).float().cpu())
     phys = split.destandardise(torch.cat(preds).double())
-    mse = ((phys - split.y_phys.double()) ** 2).mean(0)
+    names = list(split.param_names)
+    skill = skill_scores(phys.numpy(), split.y_phys.double().numpy(), norm.target_mean, names)
     result: dict[str, Any] = {
-        "mse": {name: float(v) for name, v in zip(split.param_names, mse, strict=True)},
-        "mse_mean": float(mse.mean()),
+        "mse": skill["mse"],
+        "mse_mean": float(sum(skill["mse"].values()) / len(names)),
         "n": len(split),
+        "r2": skill["r2"],
+        "mse_constant": skill["mse_constant"],
     }
     if sop:
         result["sop"] = {

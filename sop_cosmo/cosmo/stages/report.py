@@ -1,7 +1,8 @@
 """Findings of a void/cluster analysis in words: tables and prose derived from ``summary.json``.
 
 The notebook ``notebooks/void_cluster_findings.ipynb`` calls these, so that no claim is written
-into its text: every sentence is chosen by the numbers (a CI that excludes a value, or not).
+into its text: its findings are the summary's ``claims`` (the statements that passed every gate,
+:mod:`sop_cosmo.cosmo.maths.claims`), and skill comes first.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sop_cosmo.cosmo.config import GROUP_TYPES
+from sop_cosmo.cosmo.maths.claims import label as _label
 from sop_cosmo.cosmo.maths.planted import CONTROL_KINDS
 
 __all__ = [
@@ -19,10 +21,9 @@ __all__ = [
     "describe_baselines",
     "describe_controls",
     "describe_findings",
+    "describe_skill",
     "load_json",
 ]
-
-_LABEL = {"Om": "Ωm", "s8": "σ8"}
 
 
 def load_json(path: str | os.PathLike, *, what: str) -> dict[str, Any]:
@@ -34,10 +35,6 @@ def load_json(path: str | os.PathLike, *, what: str) -> dict[str, Any]:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err}); rerun {what}") from None
-
-
-def _label(name: str) -> str:
-    return _LABEL.get(name, name)
 
 
 def _ci(ci: Any) -> str:
@@ -74,68 +71,83 @@ def contribution_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _preference(value: float, ci: Any, rate: float) -> str:
-    lo, hi = ci
-    if lo > rate:
-        return "more than its share of groups"
-    if hi < rate:
-        return "less than its share of groups"
-    return "about its share of groups (the CI contains the base rate)"
+def _r2(v: float | None) -> str:
+    return "undefined" if v is None else f"{v:.2f}"
 
 
-def describe_findings(summary: dict[str, Any]) -> str:
-    """Markdown prose on which structures each parameter relies, chosen by the CIs.
+def describe_skill(summary: dict[str, Any]) -> str:
+    """Markdown: the models' test skill, before anything they do is interpreted.
 
-    A parameter *prefers* a type only when the contribution's CI lies wholly above the type's
-    base rate; the parameters *differ* only when the paired CI of the difference excludes 0.
+    R² per parameter (the mean over seeds, each seed's in brackets), the SOP's MSE next to the
+    MSE of the constant training-mean predictor, and whether the skill gate passed.
+    """
+    skill = summary.get("skill")
+    if skill is None:
+        return "This summary predates the skill gate: rerun `sop-cosmo analyze`."
+    boot = summary.get("bootstrap", {})
+    lines = [
+        f"**Skill** on {summary['n_maps']} test maps of {boot.get('n_cosmologies', '?')} "
+        f"cosmologies, {skill['n_seeds']} training seed(s):",
+        "",
+    ]
+    for p, r2 in skill["r2"].items():
+        seeds = "/".join(_r2(v) for v in skill["r2_per_seed"][p])
+        lines.append(
+            f"- {_label(p)}: R² {_r2(r2)} (per seed {seeds}); MSE {skill['mse'][p]:.4g} "
+            f"against {skill['mse_constant'][p]:.4g} for always predicting the training mean"
+        )
+    lines.append("")
+    if skill["passed"]:
+        lines.append(f"Every seed reaches R² ≥ {skill['min_r2']:g} on every parameter.")
+    else:
+        lines.append(
+            f"**No skill:** not every seed reaches R² ≥ {skill['min_r2']:g} on every parameter, "
+            "so the groups below belong to models that do not predict the parameters; they "
+            "support no claim."
+        )
+    return "\n".join(lines)
+
+
+def describe_findings(summary: dict[str, Any], *, skill: bool = True) -> str:
+    """Markdown: skill first (``skill=False`` leaves it to :func:`describe_skill`), then the
+    measured contributions, then the findings.
+
+    The findings are the summary's ``claims`` word for word (the statements that passed every
+    gate: skill, enough cosmologies, a CI over cosmologies × seeds that excludes 0, seeds that
+    agree); with none, "No claim:" and the reason. Nothing else here states a finding.
     """
     n = summary["n_maps"]
     rates = summary["group_type_rates"]
     params = _params(summary)
-    lines = [
-        f"**{n} test maps** were analysed. Of all SOP groups, "
+    units = summary.get("type_units", "patch")
+    typed = (
+        f"in noise units (ν = κ/σ_noise) on bins {summary.get('typed_bins')}"
+        if units == "noise" else f"with the per-patch rule on bin {summary.get('bin')}"
+    )  # fmt: skip
+    lines = [describe_skill(summary), ""] if skill else []
+    lines += [
+        f"**{n} test maps** were analysed; the groups are typed {typed}. Of all SOP groups, "
         + ", ".join(f"{rates[t]:.1%} are {t}" for t in GROUP_TYPES)
         + ". These base rates are what a selector that ignores structure would give each type.",
         "",
     ]
-    if n < 30:
-        lines += [
-            f"*Caution:* with only {n} maps the bootstrap CIs are rough; rerun on more maps "
-            "before drawing conclusions.",
-            "",
-        ]
     for p in params:
         block = summary["contributions"][p]
-        parts = [
-            f"{t} groups get {block[t]:.3f} {_ci(block['ci95'][t])}, "
-            f"{_preference(block[t], block['ci95'][t], rates[t])}"
-            for t in GROUP_TYPES
-        ]
-        lines.append(f"- **{_label(p)}**: " + "; ".join(parts) + ".")
-    lines.append("")
+        parts = [f"{t} {block[t]:.3f} {_ci(block['ci95'][t])}" for t in GROUP_TYPES]
+        lines.append(f"- **{_label(p)}** weight on " + "; ".join(parts) + ".")
     diffs = summary.get("differences", {})
     if len(params) == 2 and diffs:
         a, b = (_label(p) for p in params)
-        found = []
         for t in GROUP_TYPES:
             d = diffs[t]
-            lo, hi = d["ci95"]
-            if lo > 0:
-                found.append(f"{a} relies more on {t} groups than {b} does")
-            elif hi < 0:
-                found.append(f"{b} relies more on {t} groups than {a} does")
-            lines.append(
-                f"- {t}: {a} − {b} = {d['value']:+.3f}, paired 95% CI {_ci(d['ci95'])}"
-                + (" (excludes 0)" if lo > 0 or hi < 0 else " (includes 0)")
-            )
-        lines.append("")
-        if found:
-            lines.append("**Conclusion:** " + "; ".join(found) + ".")
-        else:
-            lines.append(
-                f"**Conclusion:** no group type is used significantly differently by {a} and "
-                f"{b} on these maps: every paired CI includes 0."
-            )
+            lines.append(f"- {t}: {a} − {b} = {d['value']:+.3f}, paired 95% CI {_ci(d['ci95'])}")
+    lines += ["", "**Findings:**" if summary.get("claims") else ""]
+    if "claims" not in summary:
+        lines.append("No claim: this summary predates the claim gates; rerun `sop-cosmo analyze`.")
+    elif summary["claims"]:
+        lines += [f"- {c['text']}." for c in summary["claims"]]
+    else:
+        lines.append(f"No claim: {summary['no_claim']}.")
     lines += ["", f"Purity (anchor definition): {summary['purity']:.3f}."]
     return "\n".join(lines)
 
