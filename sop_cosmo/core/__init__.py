@@ -4,6 +4,7 @@ from .backbones import ImageBackbone, SOPBackbone, TokenBackbone, VectorBackbone
 from .diagnostics import DIAGNOSTICS, group_diagnostics
 from .generator import GeneratedGroups, GroupGenerator, topk_rank_mask
 from .model import SOPConfig, SOPOutput, SumOfParts
+from .ranking import group_ranking, unit_ranking
 from .selector import GroupSelector, budget_sparsemax
 from .sparsemax import sparsemax
 
@@ -21,6 +22,8 @@ __all__ = [
     "VectorBackbone",
     "budget_sparsemax",
     "group_diagnostics",
+    "group_ranking",
     "sparsemax",
     "topk_rank_mask",
+    "unit_ranking",
 ]

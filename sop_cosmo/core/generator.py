@@ -13,7 +13,14 @@ How gradient reaches the generator (``mask_mode``):
 ``"anchor"``
     The anchor implementation's scheme, kept for ablations: hard masks with no gradient; the
     generator learns only through the gate ``c = Σ_top p − Σ_rest p`` (p the softmax of the
-    scores), which the model multiplies into each group's output in training only.
+    scores), which the model multiplies into each group's output (in training and evaluation).
+
+Competition (``compete=True``): before the top-k, each unit's scores are centred over the G
+groups. What every group would take alike (the common, most salient region) cancels, so a
+unit goes to the groups that want it more than the others do; and the gradient that would
+pull every group towards one region (all groups see the same gradient while the selector's
+weights are near uniform) has zero component after the centring. Without it the groups
+collapse onto copies of one mask.
 """
 
 from __future__ import annotations
@@ -88,6 +95,8 @@ class GroupGenerator(nn.Module):
         Gradient path to the masks, see the module docstring.
     ste_temperature : float
         τ multiplier of the straight-through surrogate.
+    compete : bool
+        Centre each unit's scores over the groups before the top-k (module docstring).
     """
 
     def __init__(
@@ -100,6 +109,7 @@ class GroupGenerator(nn.Module):
         scale: float,
         mask_mode: str,
         ste_temperature: float,
+        compete: bool,
     ) -> None:
         # No defaults here: SOPConfig holds them, once.
         super().__init__()
@@ -109,6 +119,7 @@ class GroupGenerator(nn.Module):
             raise ValueError(f"keep_fraction: expected a value in (0, 1], got {keep_fraction}")
         self.n_groups, self.keep_fraction, self.n_heads = n_groups, keep_fraction, n_heads
         self.scale, self.mask_mode, self.ste_temperature = scale, mask_mode, ste_temperature
+        self.compete = compete
         self.head_dim = max(1, math.ceil(feature_dim / n_heads))
         inner = self.head_dim * n_heads
         self.norm = nn.LayerNorm(feature_dim)
@@ -135,6 +146,8 @@ class GroupGenerator(nn.Module):
         q = (self.query(anchor_feats) + self.group_embed).view(b, self.n_groups, self.n_heads, -1)
         k = self.key(h).view(b, n, self.n_heads, -1)
         scores = torch.einsum("bghd,bnhd->bgn", q, k) / (self.n_heads * math.sqrt(self.head_dim))
+        if self.compete and self.n_groups > 1:
+            scores = scores - scores.mean(1, keepdim=True)  # (B, G, N): groups compete per unit
         scores = (self.scale * scores).masked_fill(~unit_valid.unsqueeze(1), float("-inf"))
 
         n_keep = torch.ceil(self.keep_fraction * n_valid).long().clamp(min=1)  # (B,)

@@ -37,7 +37,9 @@ class SOPConfig:
     n_heads : int
         Attention heads of the generator (the anchor uses 4).
     group_gen_scale : float
-        Multiplier on generator attention scores.
+        Multiplier on generator attention scores before the anchor gate's softmax; only
+        ``mask_mode="anchor"`` uses it (top-k and the straight-through surrogate are
+        scale-free, so any other value is refused in ``"ste"`` mode).
     group_sel_scale : float
         Multiplier on the raw selector scores; used only when ``active_groups`` is None.
     active_groups : int or None
@@ -46,9 +48,13 @@ class SOPConfig:
         many (:func:`~sop_cosmo.core.selector.budget_sparsemax`). None: sparsemax of
         ``group_sel_scale`` × the raw scores, the anchor's rule.
     mask_mode : {"ste", "anchor"}
-        Gradient path to the masks: straight-through (default) or the anchor's scalar gate.
+        Gradient path to the masks: straight-through (default) or the anchor's scalar gate,
+        which multiplies each group's output in training and in evaluation alike.
     ste_temperature : float
         Width of the straight-through surrogate, in units of the score spread.
+    compete : bool
+        Groups compete for units: each unit's generator scores are centred over the groups
+        before the top-k, which keeps the groups from collapsing onto one mask.
     freeze_backbone : bool
         Keep the backbone's weights fixed (and in eval mode). Default True.
     feature_copy : bool
@@ -68,6 +74,7 @@ class SOPConfig:
     active_groups: int | None = None
     mask_mode: str = "ste"
     ste_temperature: float = 1.0
+    compete: bool = False
     freeze_backbone: bool = True
     feature_copy: bool = True
     selector_init: str = "head"
@@ -89,7 +96,7 @@ class SOPOutput:
     masks : Tensor
         (B, G, *unit_shape) binary group masks over units (patch grid or tokens).
     group_outputs : Tensor
-        (B, G, C) backbone outputs on each masked input (times the anchor gate in training).
+        (B, G, C) backbone outputs on each masked input (times the anchor gate in "anchor" mode).
     weights : Tensor
         (B, G, C) selector weights; non-negative, summing to 1 over G.
     group_features : Tensor
@@ -129,6 +136,11 @@ class SumOfParts(nn.Module):
             raise ValueError(
                 f"selector_init: expected 'head' or 'random', got {cfg.selector_init!r}"
             )
+        if cfg.mask_mode == "ste" and cfg.group_gen_scale != 1.0:
+            raise ValueError(
+                f"group_gen_scale: {cfg.group_gen_scale} has no effect with mask_mode 'ste' "
+                "(top-k is scale-free); use ste_temperature, or mask_mode 'anchor'"
+            )
         if cfg.chunk_size < 1:
             raise ValueError(f"chunk_size: expected a positive integer, got {cfg.chunk_size}")
         # The copy is the generator's and always trainable, even when the backbone handed in
@@ -148,6 +160,7 @@ class SumOfParts(nn.Module):
             scale=cfg.group_gen_scale,
             mask_mode=cfg.mask_mode,
             ste_temperature=cfg.ste_temperature,
+            compete=cfg.compete,
         )
         head_w = backbone.head_weight() if cfg.selector_init == "head" else None
         self.selector = GroupSelector(
@@ -206,7 +219,7 @@ class SumOfParts(nn.Module):
         if unit_valid is not None:
             masks = masks * unit_valid.unsqueeze(1).to(masks.dtype)
         group_outputs, group_features = self.group_forward(x, masks)
-        if groups.gate is not None and self.training:
+        if groups.gate is not None:  # the anchor gate, the same in training and evaluation
             group_outputs = group_outputs * groups.gate.unsqueeze(-1)
         weights = self.selector(group_features)
         prediction = (weights * group_outputs).sum(1)

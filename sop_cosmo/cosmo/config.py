@@ -338,6 +338,7 @@ class SOPOptions:
         SOPConfig.active_groups, "groups with non-zero weight per map and parameter"
     )
     mask_mode: str = _opt(SOPConfig.mask_mode, "gradient path of the masks")
+    compete: bool = _opt(SOPConfig.compete, "groups compete for grid cells (keeps them apart)")
     freeze_backbone: bool = _opt(SOPConfig.freeze_backbone, "keep the CNN fixed while SOP trains")
     selector_init: str = _opt(SOPConfig.selector_init, "initialisation of the selector's queries")
     chunk_size: int = _opt(SOPConfig.chunk_size, "masked inputs per backbone call")

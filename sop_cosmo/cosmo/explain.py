@@ -29,6 +29,7 @@ from sop_cosmo.attribution import (
     patch_scores,
 )
 from sop_cosmo.attribution.baselines import METHODS
+from sop_cosmo.core import group_ranking, unit_ranking
 from sop_cosmo.cosmo.config import BaselinesConfig
 
 __all__ = [
@@ -197,7 +198,10 @@ def _explain_sop(
     result.prediction.append(out.prediction[0].float().cpu().numpy())
     result.masks.append((masks > 0.5).reshape(-1, *bb.grid).cpu().numpy())
     result.selected.append((out.weights[0] > 0).cpu().numpy())
+    # Every patch and group ranked: selected groups first, then the rest by their own output.
+    keys = [group_ranking(out, p)[0] for p in range(int(bb.n_outputs))]
     scores = sop_patch_scores(masks, contrib)
+    scores = torch.stack([unit_ranking(scores[p], masks, k) for p, k in enumerate(keys)])
     _add_patch_curves(result, forward, x, scores, fmask, baseline, id_steps)
     pix = bb.expand_mask(masks, x[None].expand(len(masks), -1, -1, -1)) > 0.5
     grouped = []
@@ -206,7 +210,7 @@ def _explain_sop(
             forward,
             x,
             pix,
-            contrib[:, p].abs(),
+            keys[p],
             baseline=baseline,
             task="regression",
             batch_size=128,

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from sop_cosmo.attribution import grouped_insertion_deletion, insertion_deletion
-from sop_cosmo.core import SumOfParts
+from sop_cosmo.core import SumOfParts, group_ranking, unit_ranking
 
 from .conjunction import ConjunctionData
 from .model import BertSOPBackbone, EncodedBatch, top_group_masks
@@ -167,7 +167,7 @@ def explain_example(
         f,
         emb,
         masks.unsqueeze(-1),
-        out.contributions[0, :, target],
+        group_ranking(out, target, signed=True)[0],
         baseline=base,
         task="classification",
     )
@@ -175,6 +175,7 @@ def explain_example(
     # Per-token SOP score: selector weight summed over the groups holding the token, scored on
     # the same one-token-per-step curve as the baselines.
     token_scores = (out.weights[0, :, target, None] * masks.float()).sum(0)
+    token_scores = unit_ranking(token_scores, masks, group_ranking(out, target, signed=True)[0])
     curves = insertion_deletion(
         f, emb, token_scores, feature_mask=unit_mask, baseline=base, task="classification"
     )

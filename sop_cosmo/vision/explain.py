@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..attribution import grouped_insertion_deletion, insertion_deletion, patch_feature_mask
 from ..attribution.baselines import METHODS
-from ..core import SOPConfig, SumOfParts
+from ..core import SOPConfig, SumOfParts, group_ranking, unit_ranking
 from .model import vit_image_backbone, vit_token_backbone
 
 __all__ = ["BASELINE_METHODS", "METRICS", "compare_masking", "evaluate_explanations"]
@@ -94,13 +94,16 @@ def evaluate_explanations(
             forward,
             x,
             group_masks,
-            out.contributions[0, :, target],
+            group_ranking(out, target, signed=True)[0],
             baseline=0.0,
             task="classification",
             batch_size=128,
         )
         per_image["sop_groups"].append({k: res.aucs[k] for k in METRICS})
         unit_scores = (out.weights[0, :, target, None] * unit_masks).sum(0)  # (N,)
+        unit_scores = unit_ranking(
+            unit_scores, unit_masks, group_ranking(out, target, signed=True)[0]
+        )
         attrs = {"sop": sop.backbone.expand_mask(unit_scores, x[None]).reshape(x.shape)}
         for method, explainer in explainers.items():
             attrs[method] = explainer.attribute(x, target, patch_size=unit_size, seed=seed + i)

@@ -71,7 +71,7 @@ def test_anchor_mode_masks_carry_no_gradient_only_the_gate_does():
     assert out.masks.grad_fn is None
     out.prediction.sum().backward()
     assert model.generator.key.weight.grad.abs().sum() > 0  # through the gate only
-    # Training multiplies the gate in; evaluation turns it off (plain masked outputs).
+    # The gate multiplies every group's output, in training and in evaluation alike.
     x = torch.randn(2, 1, 16, 16)
     with torch.no_grad():
         train_out = model(x)
@@ -79,7 +79,31 @@ def test_anchor_mode_masks_carry_no_gradient_only_the_gate_does():
         model.eval()
         eval_out = model(x)
     assert not torch.allclose(train_out.group_outputs, raw)
-    torch.testing.assert_close(eval_out.group_outputs, raw)
+    torch.testing.assert_close(eval_out.group_outputs, train_out.group_outputs)
+    torch.testing.assert_close(eval_out.prediction, train_out.prediction)
+
+
+def test_generator_scale_is_refused_where_it_does_nothing():
+    with pytest.raises(ValueError, match=r"group_gen_scale.*ste_temperature"):
+        SumOfParts(make_cnn(), SOPConfig(n_groups=2, group_gen_scale=2.0))
+    SumOfParts(make_cnn(), SOPConfig(n_groups=2, group_gen_scale=2.0, mask_mode="anchor"))
+
+
+def test_competing_groups_ignore_what_every_group_wants():
+    """With compete, a pull of every group towards the same unit changes nothing."""
+    torch.manual_seed(0)
+    model = SumOfParts(make_cnn(), SOPConfig(n_groups=4, keep_fraction=0.3, compete=True))
+    feats = model.feature_backbone.unit_features(torch.randn(2, 1, 16, 16)).detach()
+    scores = model.generator(feats.requires_grad_(True)).scores  # (B, G, N)
+    torch.testing.assert_close(scores.mean(1), torch.zeros_like(scores[:, 0]), atol=1e-6, rtol=0)
+    scores[..., 0].sum().backward()  # every group's score of unit 0, summed
+    assert feats.grad.abs().max() < 1e-6
+    # Without competition the same pull moves the features.
+    torch.manual_seed(0)
+    plain = SumOfParts(make_cnn(), SOPConfig(n_groups=4, keep_fraction=0.3))
+    feats2 = feats.detach().clone().requires_grad_(True)
+    plain.generator(feats2).scores[..., 0].sum().backward()
+    assert feats2.grad.abs().max() > 1e-3
 
 
 def test_frozen_backbone_stays_in_eval_mode_and_fine_tune_option_trains_it():
