@@ -220,7 +220,7 @@ def test_evaluate_writes_the_contract_json(files, cnn_run, tmp_path):
     result = evaluate(cnn_run / "model.pt", files[1], out)
     on_disk = json.loads(out.read_text())
     assert on_disk == result
-    assert set(result) == {"mse", "mse_mean", "n"}
+    assert set(result) == {"mse", "mse_mean", "n", "r2", "mse_constant"}
     assert set(result["mse"]) == {"Om", "s8"} and result["n"] == 32
     assert all(type(v) is float for v in result["mse"].values())
     assert type(result["mse_mean"]) is float and type(result["n"]) is int
@@ -228,6 +228,13 @@ def test_evaluate_writes_the_contract_json(files, cnn_run, tmp_path):
     want = _hand_mse(model, ckpt, files[1])
     assert [result["mse"]["Om"], result["mse"]["s8"]] == pytest.approx(want, rel=1e-5)
     assert result["mse_mean"] == pytest.approx(want.mean(), rel=1e-5)
+    # skill: R² = 1 − MSE / Var(y), and the MSE of always predicting the training mean
+    with h5py.File(files[1]) as f:
+        truth = f["params"][...].astype("f8")
+    r2 = 1 - want / truth.var(0)
+    const = ((truth - np.array(ckpt.norm["target_mean"])) ** 2).mean(0)
+    assert [result["r2"]["Om"], result["r2"]["s8"]] == pytest.approx(r2, rel=1e-5)
+    assert [result["mse_constant"][p] for p in ("Om", "s8")] == pytest.approx(const, rel=1e-6)
     # physical units: Ωm spans 0.2 (variance ≈ 0.0033), far from standardised O(1)
     assert result["mse"]["Om"] < 0.01
 
@@ -235,7 +242,8 @@ def test_evaluate_writes_the_contract_json(files, cnn_run, tmp_path):
 def test_sop_trains_on_a_cnn_backbone_and_evaluates(files, cnn_run, tmp_path):
     backbone = tmp_path / "cnn.pt"
     shutil.copy(cnn_run / "model.pt", backbone)
-    cfg = _config("sop", epochs=1, backbone=str(backbone), model_options=TINY_SOP)
+    frozen = {**TINY_SOP, "freeze_backbone": True}  # the default trains the backbone too
+    cfg = _config("sop", epochs=1, backbone=str(backbone), model_options=frozen)
     train(*files, tmp_path / "sop", cfg, progress=False)
     backbone.unlink()  # the sop checkpoint is self-contained
 
@@ -251,7 +259,7 @@ def test_sop_trains_on_a_cnn_backbone_and_evaluates(files, cnn_run, tmp_path):
         torch.testing.assert_close(model.sop.backbone(x), cnn(x))
 
     result = evaluate(tmp_path / "sop" / "model.pt", files[1], tmp_path / "m.json")
-    assert set(result) == {"mse", "mse_mean", "n", "sop"}
+    assert set(result) == {"mse", "mse_mean", "n", "r2", "mse_constant", "sop"}
     sop = result["sop"]
     assert sop["n_groups"] == 4 and type(sop["n_groups"]) is int
     assert 1.0 <= sop["mean_active_groups"] <= 4.0
