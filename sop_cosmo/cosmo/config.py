@@ -217,6 +217,11 @@ class TrainStageConfig:
     """
 
     device: str = _opt("auto", "auto uses CUDA when present", choices=("auto", "cpu", "cuda"))
+    gpus: int = _opt(
+        1,
+        "GPUs of each CNN and SOP training job (not with device cpu); more than 1 runs it as "
+        "torchrun --standalone --nproc-per-node gpus (one node; the batch stays the global one)",
+    )
     seeds: tuple[int, ...] = _opt(
         (0, 1, 2),
         "training seeds (initialisation and batch order): every model is trained once per "

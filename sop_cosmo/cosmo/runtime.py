@@ -106,9 +106,11 @@ class EpochBatches(Sampler[Tensor]):
     The order never reads the global RNG, so it is the same in a resumed run; ``start``
     skips the batches a killed run already trained on.
 
-    ``rank`` / ``world_size`` are the hook for data-parallel training: each rank takes every
-    ``world_size``-th batch of the shared permutation (as ``DistributedSampler`` would).
-    Single-process training uses the defaults.
+    ``rank`` / ``world_size`` shard the epoch for data-parallel training: each rank takes every
+    ``world_size``-th batch of the shared permutation. The trainer gives each rank batches of
+    ``batch_size / world_size`` rows, so that the k-th batches of the W ranks are the W parts of
+    the k-th global batch, in rank order: the rows one process would train at step k
+    (:mod:`sop_cosmo.cosmo.distributed`).
     """
 
     def __init__(

@@ -5,21 +5,19 @@ resumable state) and ``RUN/metrics.jsonl`` (one line per epoch); the checkpoints
 docs/contracts.md, "Checkpoint". Calling :func:`train` again continues from ``last.pt``: the
 batch order is a function of (seed, epoch) only and the RNG states are restored, so on CPU a
 run killed and resumed ends with the same weights, bit for bit, as one that never stopped
-(docs/training.md).
+(docs/training.md). Under ``torchrun`` the same function trains data-parallel: rank 0 alone
+writes the files, and a run of W ranks equals a one-process run of the same (global) batch
+(:mod:`sop_cosmo.cosmo.distributed`; docs/pipeline.md, "Multi-GPU training").
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import importlib.metadata
 import json
 import logging
 import math
 import os
-import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,94 +26,56 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from sop_cosmo._io import atomic_path
 from sop_cosmo.core import DIAGNOSTICS, group_diagnostics
+from sop_cosmo.cosmo import runfiles
 from sop_cosmo.cosmo.config import TrainConfig, model_options
-from sop_cosmo.cosmo.contracts.checkpoint import (
-    CHECKPOINT_FORMAT,
-    check_resumable,
-    load_checkpoint,
-    save_checkpoint,
-)
+from sop_cosmo.cosmo.contracts.checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from sop_cosmo.cosmo.dataset import Normalization, PatchData, load_split
+from sop_cosmo.cosmo.distributed import (
+    Ranks,
+    all_sum,
+    local_batch,
+    process_group,
+    rank_rng_states,
+    ranks_from_env,
+    restore_rng,
+    seed_rank,
+    shard,
+    training_device,
+    wrap,
+)
 from sop_cosmo.cosmo.models import build_model, load_model
 from sop_cosmo.cosmo.optim import GeneratorSchedule, WarmupCosine, param_groups
-from sop_cosmo.cosmo.runtime import (
-    EpochBatches,
-    Runtime,
-    batch_loader,
-    predict,
-    runtime_settings,
-    select_device,
-)
-from sop_cosmo.seeding import rng_state, seed_everything, set_rng_state
+from sop_cosmo.cosmo.runtime import EpochBatches, Runtime, batch_loader, runtime_settings
+from sop_cosmo.seeding import rng_state, seed_everything
 
 __all__ = ["RUNTIME_KEYS", "train"]
 
 log = logging.getLogger(__name__)
 
-#: Config keys that may change between a run and its resumption: they decide where and how
-#: fast the run computes, not what it computes. (The backbone *path* may move; its content is
-#: compared by hash instead.)
-RUNTIME_KEYS: tuple[str, ...] = (
-    "device", "num_workers", "amp", "compile", "backbone", "in_memory",
-)  # fmt: skip
-
-_LAST, _BEST, _METRICS = "last.pt", "model.pt", "metrics.jsonl"
+#: Config keys that may change between a run and its resumption (where and how fast it runs).
+RUNTIME_KEYS = runfiles.RUNTIME_KEYS
 
 
-def _git_sha() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-        return out.stdout.strip() or "unknown"
-    except Exception:  # no git, not a checkout, a timeout: provenance is best effort
-        return "unknown"
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("sop-cosmo")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
-    # Rewritten whole from the checkpoint's history, so the file never holds an epoch that
-    # last.pt does not know about (a kill between the two writes is harmless).
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
-
-
-def _remove_stale_temps(out: Path) -> None:
-    # atomic_path cleans up after exceptions, but not after SIGKILL.
-    for name in (_LAST, _BEST, _METRICS):
-        for tmp in out.glob(f".{name}.*"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-
-
+@torch.no_grad()
 def _validate(
-    fwd: nn.Module, data: PatchData, runtime: Runtime, batch_size: int
+    fwd: nn.Module, data: PatchData, runtime: Runtime, batch_size: int, ranks: Ranks
 ) -> tuple[float, dict[str, float]]:
-    pred = predict(fwd, data.x, batch_size=batch_size, runtime=runtime).double()
-    loss = float(((pred - data.y.double()) ** 2).mean())
-    phys = data.norm.destandardise(pred)
-    mse = ((phys - data.y_phys.double()) ** 2).mean(0)
+    """Standardised MSE and physical MSE per parameter; each rank predicts its shard of the
+    split, and the sums of squared errors are all-reduced."""
+    fwd.eval()
+    rows = shard(len(data), ranks)
+    sums = torch.zeros(1 + len(data.param_names), dtype=torch.float64)
+    for s in range(rows.start, rows.stop, batch_size):
+        e = min(s + batch_size, rows.stop)
+        xb = data.x[s:e].to(runtime.device, non_blocking=runtime.non_blocking)
+        with runtime.autocast():
+            pred = fwd(xb).float().cpu().double()
+        sums[0] += ((pred - data.y[s:e].double()) ** 2).sum()
+        sums[1:] += ((data.norm.destandardise(pred) - data.y_phys[s:e].double()) ** 2).sum(0)
+    sums = all_sum(sums, ranks, runtime)
+    loss = float(sums[0]) / (len(data) * len(data.param_names))
+    mse = sums[1:] / len(data)
     return loss, {name: float(v) for name, v in zip(data.param_names, mse, strict=True)}
 
 
@@ -140,41 +100,6 @@ def _group_diagnostics(
     return {key: sum(k * r[key] for k, r in rows) / n for key in DIAGNOSTICS}
 
 
-@dataclass
-class _Progress:
-    """Where a run stands; saved in last.pt."""
-
-    epoch: int = 0  # epochs finished
-    batch: int = 0  # batches of the current epoch already trained
-    step: int = 0  # optimiser steps in total
-    best_val: float = math.inf
-    bad_epochs: int = 0
-    loss_sum: float = 0.0  # Σ batch loss · batch size over the current epoch
-    loss_count: int = 0
-    finished: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _fingerprint(
-    config: TrainConfig,
-    model_args: dict[str, Any],
-    train_data: PatchData,
-    val_data: PatchData,
-    backbone_sha: str | None,
-) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumed."""
-    return {
-        "config": {k: v for k, v in config.to_dict().items() if k not in RUNTIME_KEYS},
-        "model": model_args,
-        "data": {
-            "train_shape": list(train_data.x.shape),
-            "val_shape": list(val_data.x.shape),
-            "norm": train_data.norm.to_dict(),  # catches changed data of the same shape
-        },
-        "backbone_sha256": backbone_sha,
-    }
-
-
 def _prepare_backbone(
     config: TrainConfig,
 ) -> tuple[nn.Module | None, dict[str, Any] | None, Normalization | None, str | None]:
@@ -188,28 +113,7 @@ def _prepare_backbone(
     # The frozen cnn was trained on inputs and targets standardised with *its* train split's
     # statistics, and SOP's prediction is a weighted sum of its outputs: SOP must use them too.
     norm = Normalization.from_dict({**ckpt.norm, "kind": "sop"})
-    return cnn, ckpt.model_args, norm, _sha256(path)
-
-
-def _metadata(
-    config: TrainConfig,
-    model_args: dict[str, Any],
-    backbone_args: dict[str, Any] | None,
-    data: PatchData,
-    git_sha: str,
-) -> dict[str, Any]:
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "kind": config.kind,
-        "model_args": model_args,
-        "backbone_args": backbone_args,
-        "config": config.to_dict(),
-        "norm": data.norm.to_dict(),
-        "param_names": data.param_names,
-        "data_attrs": data.attrs,
-        "version": _version(),
-        "git_sha": git_sha,
-    }
+    return cnn, ckpt.model_args, norm, runfiles.sha256(path)
 
 
 def train(
@@ -228,33 +132,50 @@ def train(
 
     The normalisation is computed from ``train_path`` (for "sop": taken from the backbone's
     checkpoint); ``config`` defaults to ``TrainConfig()`` (a cnn); ``progress`` shows a tqdm
-    bar over batches. Returns ``out_dir/model.pt``, the best checkpoint.
+    bar over batches. Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank calls this function:
+    it joins the process group, trains its share of each batch, and rank 0 writes the files
+    (:mod:`sop_cosmo.cosmo.distributed`). Returns ``out_dir/model.pt``, the best checkpoint.
 
     Raises ``ValueError`` on bad data or on a ``last.pt`` written with a different setup (the
     message names the differing keys), ``FloatingPointError`` when the loss becomes non-finite.
     """
     config = config or TrainConfig()
-    out = Path(out_dir)
+    ranks = ranks_from_env()
+    device = training_device(config.device, ranks)
+    runtime = runtime_settings(device, amp=config.amp, compile=config.compile)
+    if not ranks.main:  # rank 0 alone logs and shows progress; warnings and errors still show
+        logging.getLogger("sop_cosmo").setLevel(logging.WARNING)
+    with process_group(ranks, device):
+        return _train(train_path, val_path, Path(out_dir), config, runtime, ranks,
+                      progress and ranks.main)  # fmt: skip
+
+
+def _train(
+    train_path: str | os.PathLike,
+    val_path: str | os.PathLike,
+    out: Path,
+    config: TrainConfig,
+    runtime: Runtime,
+    ranks: Ranks,
+    progress: bool,
+) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(out)
-    runtime = runtime_settings(select_device(config.device), amp=config.amp, compile=config.compile)
-    git_sha = _git_sha()
+    if ranks.main:
+        runfiles.remove_stale_temps(out)
+    sha = runfiles.git_sha()
     log.info(
-        "train %s -> %s on %s (git %s, sop-cosmo %s, torch %s), config %s",
+        "train %s -> %s on %s%s (git %s, sop-cosmo %s, torch %s), config %s",
         config.kind,
         out,
         runtime.device,
-        git_sha,
-        _version(),
+        f" × {ranks.world_size} ranks" if ranks.active else "",
+        sha,
+        runfiles.package_version(),
         torch.__version__,
         json.dumps(config.to_dict(), sort_keys=True),
     )
     if config.compile and not runtime.compile:
         log.info("compile: ignored on %s", runtime.device)
-    # Single process. A DDP version would init the process group here, take rank/world_size
-    # from the environment, pass them to EpochBatches, wrap the model in
-    # DistributedDataParallel, all-reduce the epoch losses, and write files on rank 0 only.
-    rank, world_size = 0, 1
 
     seed_everything(config.seed)
     backbone, backbone_args, norm, backbone_sha = _prepare_backbone(config)
@@ -271,6 +192,7 @@ def train(
             f"{val_path}: patches of {val_data.in_channels} bins × {val_data.patch_size} px, "
             f"but {train_path} has {train_data.in_channels} × {train_data.patch_size}"
         )
+    batch = local_batch(config.batch_size, len(train_data), ranks)
     model_args = {
         "kind": config.kind,
         "in_channels": train_data.in_channels,
@@ -280,9 +202,11 @@ def train(
         "options": {**model_options(config.kind), **config.model_options},
     }
     shape = {k: model_args[k] for k in ("in_channels", "patch_size", "n_outputs", "n_features")}
-    model = build_model(config.kind, **shape, options=config.model_options, backbone=backbone).to(
-        runtime.device
-    )
+    model = build_model(config.kind, **shape, options=config.model_options, backbone=backbone)
+    if ranks.active:  # BatchNorm statistics over the global batch, as in one process
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(runtime.device)
+    seed_rank(config.seed, ranks)  # every rank built the same weights; now its own draws
     # Frozen parameters (the sop backbone) stay out of the optimiser and of the clip norm.
     groups = param_groups(model)
     params = [p for g in groups.values() for p in g]
@@ -291,9 +215,14 @@ def train(
         lr=config.lr,
         weight_decay=config.weight_decay,
     )
-    steps_per_epoch = EpochBatches(
-        len(train_data), config.batch_size, config.seed, 0, rank=rank, world_size=world_size
-    ).batches_per_epoch
+
+    def epoch_batches(epoch: int, start: int = 0) -> EpochBatches:
+        # The global batch b is rows [b·B, (b+1)·B) of the (seed, epoch) permutation; rank r
+        # takes the r-th of its W equal parts (EpochBatches deals local batches round-robin).
+        return EpochBatches(len(train_data), batch, config.seed, epoch, start=start,
+                            rank=ranks.rank, world_size=ranks.world_size)  # fmt: skip
+
+    steps_per_epoch = epoch_batches(0).batches_per_epoch
     total = steps_per_epoch * config.epochs
     warmup = (
         config.warmup_steps
@@ -316,20 +245,25 @@ def train(
             if g
         ],
     )
-    fingerprint = _fingerprint(config, model_args, train_data, val_data, backbone_sha)
-    meta = _metadata(config, model_args, backbone_args, train_data, git_sha)
+    fingerprint = runfiles.fingerprint(config, model_args, train_data, val_data, backbone_sha)
+    meta = runfiles.metadata(config, model_args, backbone_args, train_data, sha)
 
-    state = _Progress()
-    last_path, best_path, metrics_path = out / _LAST, out / _BEST, out / _METRICS
-    if last_path.exists():
+    state = runfiles.Progress()
+    last_path, best_path, metrics_path = (
+        out / runfiles.LAST,
+        out / runfiles.BEST,
+        out / runfiles.METRICS,
+    )
+    if last_path.exists():  # every rank loads the same file
         ckpt = load_checkpoint(last_path).payload
         check_resumable(last_path, ckpt["fingerprint"], fingerprint)
         model.load_state_dict(ckpt["model_state"])
         optimizer.load_state_dict(ckpt["optimizer_state"])
         scheduler.load_state_dict(ckpt["scheduler_state"])
-        state = _Progress(**ckpt["progress"])
-        set_rng_state(ckpt["rng_state"])  # last: nothing above may draw from it afterwards
-        _write_metrics(metrics_path, state.history)
+        state = runfiles.Progress(**ckpt["progress"])
+        restore_rng(ckpt, config.seed, ranks)  # last: nothing above may draw from it afterwards
+        if ranks.main:
+            runfiles.write_metrics(metrics_path, state.history)
         log.info(
             "resuming %s from step %d (epoch %d, batch %d)",
             last_path,
@@ -341,7 +275,16 @@ def train(
             log.info("%s: the run had already finished", last_path)
             return best_path
 
+    # Σ batch loss · batch size of this rank since the last checkpoint; added, summed over the
+    # ranks, to state.loss_sum whenever last.pt is written, so a resumed run adds the same.
+    loss_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
+
     def save_last() -> None:
+        state.loss_sum += float(all_sum(loss_sum, ranks, runtime))
+        loss_sum.zero_()
+        states = rank_rng_states(ranks)  # a collective: every rank takes part
+        if not ranks.main:
+            return
         save_checkpoint(
             {
                 **meta,
@@ -349,28 +292,22 @@ def train(
                 "optimizer_state": optimizer.state_dict(),
                 "scheduler_state": scheduler.state_dict(),
                 "rng_state": rng_state(),
+                **({"rank_rng_states": states} if states is not None else {}),
                 "progress": asdict(state),
                 "fingerprint": fingerprint,
                 "epoch": state.epoch,
                 "step": state.step,
+                "world_size": ranks.world_size,
             },
             last_path,
         )
 
-    fwd = torch.compile(model) if runtime.compile else model
+    net = wrap(model, ranks, runtime.device, find_unused=config.kind == "sop")
+    fwd = torch.compile(net) if runtime.compile else net
     for epoch in range(state.epoch, config.epochs):
         t0 = time.perf_counter()
-        sampler = EpochBatches(
-            len(train_data),
-            config.batch_size,
-            config.seed,
-            epoch,
-            start=state.batch,
-            rank=rank,
-            world_size=world_size,
-        )
+        sampler = epoch_batches(epoch, state.batch)
         loader = batch_loader(train_data.x, train_data.y, sampler, runtime, config.num_workers)
-        loss_sum = torch.tensor(state.loss_sum, dtype=torch.float64, device=runtime.device)
         bar = tqdm(
             loader,
             total=steps_per_epoch,
@@ -379,7 +316,7 @@ def train(
             desc=f"{config.kind} epoch {epoch + 1}/{config.epochs}",
             leave=False,
         )
-        model.train()
+        fwd.train()
         for xb, yb in bar:
             xb = xb.to(runtime.device, non_blocking=runtime.non_blocking)
             yb = yb.to(runtime.device, non_blocking=runtime.non_blocking)
@@ -387,7 +324,7 @@ def train(
                 pred = fwd(xb)
             loss = F.mse_loss(pred.float(), yb)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # DDP all-reduces (averages) the gradients here
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
@@ -395,7 +332,7 @@ def train(
             loss_sum += loss.detach().double() * len(xb)
             state.step += 1
             state.batch += 1
-            state.loss_count += len(xb)
+            state.loss_count += len(xb) * ranks.world_size
             if state.step % 25 == 0 or state.batch == steps_per_epoch:
                 # .item() synchronises the GPU: do it rarely.
                 value = loss.item()
@@ -410,30 +347,36 @@ def train(
                 and state.step % config.checkpoint_every == 0
                 and state.batch < steps_per_epoch  # the epoch end writes its own
             ):
-                state.loss_sum = float(loss_sum)
                 save_last()
         bar.close()
 
-        train_loss = float(loss_sum) / max(1, state.loss_count)
+        state.loss_sum += float(all_sum(loss_sum, ranks, runtime))
+        loss_sum.zero_()
+        train_loss = state.loss_sum / max(1, state.loss_count)
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"epoch {epoch + 1}: the training loss is {train_loss}")
-        val_loss, val_mse = _validate(fwd, val_data, runtime, config.eval_batch_size)
-        groups_used = _group_diagnostics(model, val_data, runtime, config.eval_batch_size)
+        val_loss, val_mse = _validate(fwd, val_data, runtime, config.eval_batch_size, ranks)
+        groups_used = (
+            _group_diagnostics(model, val_data, runtime, config.eval_batch_size)
+            if ranks.main
+            else {}
+        )
         state.epoch, state.batch, state.loss_sum, state.loss_count = epoch + 1, 0, 0.0, 0
         improved = val_loss < state.best_val
         if improved:
             state.best_val, state.bad_epochs = val_loss, 0
-            save_checkpoint(
-                {
-                    **meta,
-                    "model_state": model.state_dict(),
-                    "epoch": state.epoch,
-                    "step": state.step,
-                    "val_loss": val_loss,
-                    "val_mse": val_mse,
-                },
-                best_path,
-            )
+            if ranks.main:
+                save_checkpoint(
+                    {
+                        **meta,
+                        "model_state": model.state_dict(),
+                        "epoch": state.epoch,
+                        "step": state.step,
+                        "val_loss": val_loss,
+                        "val_mse": val_mse,
+                    },
+                    best_path,
+                )
         else:
             state.bad_epochs += 1
         row = {
@@ -451,7 +394,8 @@ def train(
         stop = config.patience is not None and state.bad_epochs >= config.patience
         state.finished = stop or state.epoch == config.epochs
         save_last()
-        _write_metrics(metrics_path, state.history)
+        if ranks.main:
+            runfiles.write_metrics(metrics_path, state.history)
         groups_text = "".join(f", {k} {v:.2f}" for k, v in groups_used.items())
         log.info(
             "epoch %d/%d step %d: train %.5f, val %.5f%s%s",
