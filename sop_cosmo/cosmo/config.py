@@ -137,10 +137,12 @@ class TrainConfig:
     min_lr_ratio: float = _opt(0.01, "the cosine decay ends at lr * this")
     grad_clip: float | None = _opt(1.0, "maximum global gradient norm (none: no clipping)")
     generator_lr_ratio: float = _opt(
-        1.0, "sop: the group generator's learning rate as a fraction of lr"
+        0.1, "sop: the group generator's learning rate as a fraction of lr"
     )
     selector_epochs: int = _opt(
-        0, "sop: the first epochs train the selector alone (the generator's lr is 0)"
+        2,
+        "sop: the first epochs (at most half of them, rounded up) train the selector alone (the "
+        "generator's lr is 0)",
     )
     patience: int | None = _opt(10, "stop after this many epochs without a better val loss")
     checkpoint_every: int = _opt(500, "also write last.pt every this many steps (0: epochs)")
@@ -228,7 +230,7 @@ class TrainStageConfig:
         "seed, and the analysis combines the SOP of every seed",
     )
     cnn_epochs: int | None = _opt(None, "epochs of the black-box CNN")
-    sop_epochs: int | None = _opt(None, "epochs of SOP around the frozen CNN")
+    sop_epochs: int | None = _opt(None, "epochs of SOP around the CNN")
     stats_epochs: int | None = _opt(None, "epochs of the statistics MLP")
     cnn_options: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "CNN options (CNNOptions)"}
@@ -329,7 +331,10 @@ class CNNOptions:
 @dataclass(frozen=True)
 class SOPOptions:
     """SOP around the trained CNN (docs/training.md). Settings the cosmology models share with
-    every SOP take :class:`~sop_cosmo.core.SOPConfig`'s defaults."""
+    every SOP take :class:`~sop_cosmo.core.SOPConfig`'s defaults, except three chosen by
+    measurement on planted maps (docs/training.md, "SOP defaults"): 5 active groups, groups
+    that compete for cells, and a backbone that trains with the SOP (frozen, the SOP's groups
+    are read by a CNN that never saw a masked map)."""
 
     attention_patch: int = _opt(6, "pixels per side of a mask grid cell")
     n_groups: int = _opt(20, "groups G per map")
@@ -340,11 +345,11 @@ class SOPOptions:
         SOPConfig.group_sel_scale, "scale of the selector's raw scores (active_groups null)"
     )
     active_groups: int | None = _opt(
-        SOPConfig.active_groups, "groups with non-zero weight per map and parameter"
+        5, "groups with non-zero weight per map and parameter (null: the anchor's raw rule)"
     )
     mask_mode: str = _opt(SOPConfig.mask_mode, "gradient path of the masks")
-    compete: bool = _opt(SOPConfig.compete, "groups compete for grid cells (keeps them apart)")
-    freeze_backbone: bool = _opt(SOPConfig.freeze_backbone, "keep the CNN fixed while SOP trains")
+    compete: bool = _opt(True, "groups compete for grid cells (keeps them apart)")
+    freeze_backbone: bool = _opt(False, "keep the CNN fixed while SOP trains")
     selector_init: str = _opt(SOPConfig.selector_init, "initialisation of the selector's queries")
     chunk_size: int = _opt(SOPConfig.chunk_size, "masked inputs per backbone call")
     feature_stage: int | None = _opt(

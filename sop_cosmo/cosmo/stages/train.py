@@ -235,7 +235,8 @@ def _train(
         total,
         config.min_lr_ratio,
         ratio=config.generator_lr_ratio,
-        frozen_steps=config.selector_epochs * steps_per_epoch,
+        # at most half the run (rounded up), so that a short run still trains its generator
+        frozen_steps=min(config.selector_epochs, (config.epochs + 1) // 2) * steps_per_epoch,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
