@@ -123,7 +123,8 @@ class GroupGenerator(nn.Module):
         self.head_dim = max(1, math.ceil(feature_dim / n_heads))
         inner = self.head_dim * n_heads
         self.norm = nn.LayerNorm(feature_dim)
-        self.query = nn.Linear(feature_dim, inner)
+        # With competition a query bias adds the same score to every group: it would cancel.
+        self.query = nn.Linear(feature_dim, inner, bias=not compete)
         self.key = nn.Linear(feature_dim, inner)
         # Distinct learned offsets keep groups with similar anchors apart.
         self.group_embed = nn.Parameter(torch.randn(n_groups, inner) / math.sqrt(inner))

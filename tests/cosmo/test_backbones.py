@@ -35,7 +35,8 @@ def test_sop_wraps_the_trained_cnn_frozen_and_faithful():
                       options={"widths": [8, 16], "hidden": [16]})  # fmt: skip
     before = {k: v.clone() for k, v in cnn.state_dict().items()}
     sop = build_model("sop", in_channels=2, patch_size=32, n_outputs=2, backbone=cnn,
-                      options={"attention_patch": 4, "n_groups": 5})  # fmt: skip
+                      options={"attention_patch": 4, "n_groups": 5,
+                               "freeze_backbone": True})  # fmt: skip
     assert isinstance(sop, SOPRegressor) and sop.n_groups == 5
     out = sop.explain(torch.randn(3, 2, 32, 32))
     assert out.masks.shape == (3, 5, 8, 8)
@@ -43,6 +44,12 @@ def test_sop_wraps_the_trained_cnn_frozen_and_faithful():
     out.prediction.sum().backward()
     assert all(not p.requires_grad for p in cnn.parameters())
     assert all(torch.equal(before[k], v) for k, v in cnn.state_dict().items())
+    # The default trains the backbone with the SOP (docs/training.md, "SOP defaults").
+    fresh = build_model("cnn", in_channels=2, patch_size=32, n_outputs=2,
+                        options={"widths": [8, 16], "hidden": [16]})  # fmt: skip
+    tuned = build_model("sop", in_channels=2, patch_size=32, n_outputs=2, backbone=fresh,
+                        options={"attention_patch": 4, "n_groups": 5})  # fmt: skip
+    assert all(p.requires_grad for p in tuned.sop.backbone.parameters())
 
 
 def test_sop_checks_its_backbone():

@@ -4,7 +4,7 @@ own untrained twin on every parameter, with at most ``active_groups`` groups per
 With the old defaults (raw-score selector, independent groups, frozen CNN) the SOP around a CNN
 that never saw a masked map stayed at the constant predictor's error in Ωm on 840 training
 patches (docs/training.md, "SOP defaults"). At this test's smaller size the old defaults learn
-too (MSE / constant 0.89 and 0.47) but use 7.5 groups; the new ones give 0.66 and 0.96.
+too (MSE / constant 0.89 and 0.47) but use 7.5 groups; the new ones give 0.69 and 0.93.
 """
 
 import pytest
