@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sop_cosmo.core import DIAGNOSTICS, group_diagnostics
+from sop_cosmo.core import mean_group_diagnostics
 from sop_cosmo.cosmo.config import SOPOptions, TrainConfig
 from sop_cosmo.cosmo.dataset import Normalization, load_split
 from sop_cosmo.cosmo.maths.planted import ControlSpec
@@ -60,12 +60,9 @@ def test_diagnostics(model_path: Path, test: Path) -> dict[str, float]:
     model, ckpt = load_model(model_path, "cpu")
     data = load_split(test, ckpt.kind, norm=Normalization.from_dict(ckpt.norm), in_memory=True)
     model.eval()
-    rows = []
-    for s in range(0, len(data), 256):
-        xb = data.x[s : s + 256]
-        rows.append((len(xb), group_diagnostics(model.explain(xb))))
-    n = sum(k for k, _ in rows)
-    return {key: sum(k * r[key] for k, r in rows) / n for key in DIAGNOSTICS}
+    return mean_group_diagnostics(
+        model.explain(data.x[s : s + 256]) for s in range(0, len(data), 256)
+    )
 
 
 def main() -> None:

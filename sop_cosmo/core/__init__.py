@@ -1,7 +1,7 @@
 """The Sum-of-Parts core: model-agnostic, it knows nothing of cosmology, images or text."""
 
 from .backbones import ImageBackbone, SOPBackbone, TokenBackbone, VectorBackbone
-from .diagnostics import DIAGNOSTICS, group_diagnostics
+from .diagnostics import DIAGNOSTICS, group_diagnostics, mean_group_diagnostics
 from .generator import GeneratedGroups, GroupGenerator, topk_rank_mask
 from .model import SOPConfig, SOPOutput, SumOfParts
 from .ranking import group_ranking, unit_ranking
@@ -23,6 +23,7 @@ __all__ = [
     "budget_sparsemax",
     "group_diagnostics",
     "group_ranking",
+    "mean_group_diagnostics",
     "sparsemax",
     "topk_rank_mask",
     "unit_ranking",

@@ -14,12 +14,14 @@ Three numbers that tell a learning SOP from a collapsed one, cheap enough to log
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import Tensor
 
 from .model import SOPOutput
 
-__all__ = ["DIAGNOSTICS", "group_diagnostics"]
+__all__ = ["DIAGNOSTICS", "group_diagnostics", "mean_group_diagnostics"]
 
 DIAGNOSTICS: tuple[str, str, str] = ("active_groups", "distinct_masks", "coverage")
 
@@ -47,3 +49,10 @@ def group_diagnostics(output: SOPOutput, unit_valid: Tensor | None = None) -> di
         "distinct_masks": float(distinct),
         "coverage": float(covered.mean()),
     }
+
+
+def mean_group_diagnostics(outputs: Iterable[SOPOutput]) -> dict[str, float]:
+    """:func:`group_diagnostics` of several batches, averaged with each batch's size as weight."""
+    rows = [(output.prediction.shape[0], group_diagnostics(output)) for output in outputs]
+    n = sum(k for k, _ in rows)
+    return {key: sum(k * r[key] for k, r in rows) / n for key in DIAGNOSTICS}

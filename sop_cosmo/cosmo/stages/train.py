@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from sop_cosmo.core import DIAGNOSTICS, group_diagnostics
+from sop_cosmo.core import mean_group_diagnostics
 from sop_cosmo.cosmo import runfiles
 from sop_cosmo.cosmo.config import TrainConfig, model_options
 from sop_cosmo.cosmo.contracts.checkpoint import check_resumable, load_checkpoint, save_checkpoint
@@ -92,12 +92,10 @@ def _group_diagnostics(
         return {}
     model.eval()
     x = data.x[:_DIAGNOSTIC_MAPS]
-    rows = []
-    for s in range(0, len(x), batch_size):
-        xb = x[s : s + batch_size].to(runtime.device, non_blocking=runtime.non_blocking)
-        rows.append((len(xb), group_diagnostics(model.explain(xb))))
-    n = sum(k for k, _ in rows)
-    return {key: sum(k * r[key] for k, r in rows) / n for key in DIAGNOSTICS}
+    return mean_group_diagnostics(
+        model.explain(x[s : s + batch_size].to(runtime.device, non_blocking=runtime.non_blocking))
+        for s in range(0, len(x), batch_size)
+    )
 
 
 def _prepare_backbone(
