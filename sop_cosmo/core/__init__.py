@@ -3,13 +3,15 @@
 from .backbones import ImageBackbone, SOPBackbone, TokenBackbone, VectorBackbone
 from .diagnostics import DIAGNOSTICS, group_diagnostics, mean_group_diagnostics
 from .generator import GeneratedGroups, GroupGenerator, topk_rank_mask
-from .model import SOPConfig, SOPOutput, SumOfParts
+from .model import GENERATORS, SOPConfig, SOPOutput, SumOfParts
 from .ranking import group_ranking, unit_ranking
+from .segments import segments_to_masks
 from .selector import GroupSelector, budget_sparsemax
 from .sparsemax import sparsemax
 
 __all__ = [
     "DIAGNOSTICS",
+    "GENERATORS",
     "GeneratedGroups",
     "GroupGenerator",
     "GroupSelector",
@@ -24,6 +26,7 @@ __all__ = [
     "group_diagnostics",
     "group_ranking",
     "mean_group_diagnostics",
+    "segments_to_masks",
     "sparsemax",
     "topk_rank_mask",
     "unit_ranking",

@@ -6,7 +6,8 @@ Three numbers that tell a learning SOP from a collapsed one, cheap enough to log
     Groups with non-zero selector weight, averaged over inputs and outputs.
 ``distinct_masks``
     Different masks among the G groups of an input, averaged over inputs (1 when all groups
-    collapsed onto one mask, G when they all differ).
+    collapsed onto one mask, G when they all differ); the empty groups that pad given
+    segments are not counted.
 ``coverage``
     Fraction of an input's valid units that at least one group keeps, averaged over inputs
     (the keep fraction k when the groups collapsed, up to 1 when they tile the input).
@@ -42,7 +43,11 @@ def group_diagnostics(output: SOPOutput, unit_valid: Tensor | None = None) -> di
     valid = torch.ones(b, n, dtype=torch.bool) if unit_valid is None else unit_valid.bool()
     valid = valid.to(masks.device)
     active = (output.weights > 0).sum(1).double().mean()
-    distinct = sum(torch.unique(masks[i], dim=0).shape[0] for i in range(b)) / max(1, b)
+    real = output.group_valid  # None: every group is a candidate
+    distinct = sum(
+        torch.unique(masks[i] if real is None else masks[i][real[i]], dim=0).shape[0]
+        for i in range(b)
+    ) / max(1, b)
     covered = (masks.any(1) & valid).sum(1).double() / valid.sum(1).clamp_min(1).double()
     return {
         "active_groups": float(active),

@@ -1,6 +1,7 @@
 """Sum-of-Parts: a self-attributing wrapper around any differentiable backbone.
 
     x ──> generator ──> masks m_g            (B, G, N)   G sparse groups of units
+          (or given segments, SOPConfig.generator="segments": see core/segments.py)
     x ⊙ m_g ──> backbone ──> y_g, z_g        (B, G, C), (B, G, E)
     z_g ──> selector ──> w_g                 (B, G, C)   sparsemax over groups, per output
     ŷ = Σ_g w_g · y_g                        (B, C)      the prediction *is* the attribution
@@ -19,9 +20,13 @@ from torch import Tensor, nn
 
 from .backbones import SOPBackbone
 from .generator import GroupGenerator
+from .segments import segments_to_masks
 from .selector import GroupSelector
 
-__all__ = ["SOPConfig", "SOPOutput", "SumOfParts"]
+__all__ = ["GENERATORS", "SOPConfig", "SOPOutput", "SumOfParts"]
+
+#: Kinds of group generator: learned masks, or segments given with each input.
+GENERATORS: tuple[str, str] = ("learned", "segments")
 
 
 @dataclass
@@ -30,8 +35,12 @@ class SOPConfig:
 
     Attributes
     ----------
+    generator : {"learned", "segments"}
+        Where the candidate groups come from: the attention generator (default), or segments
+        given with each input, ``forward(x, segments=...)`` (:mod:`~sop_cosmo.core.segments`;
+        then the generator's settings below are unused and there is no feature copy).
     n_groups : int
-        Number of groups G (the anchor uses 20).
+        Number of groups G (the anchor uses 20); with given segments, the most candidates.
     keep_fraction : float
         Fraction k of units each group keeps (the anchor uses 0.2).
     n_heads : int
@@ -66,6 +75,7 @@ class SOPConfig:
         Masked inputs per backbone call; bounds peak memory of the B×G evaluations.
     """
 
+    generator: str = "learned"
     n_groups: int = 16
     keep_fraction: float = 0.2
     n_heads: int = 4
@@ -102,7 +112,10 @@ class SOPOutput:
     group_features : Tensor
         (B, G, E) pooled backbone features of each masked input.
     scores : Tensor
-        (B, G, N) generator scores.
+        (B, G, N) generator scores; for given segments 0 on a group's units and −∞ elsewhere.
+    group_valid : Tensor or None
+        (B, G) bool, False for the empty groups that pad given segments (weight 0); None for
+        generated groups (all valid).
     """
 
     prediction: Tensor
@@ -111,6 +124,7 @@ class SOPOutput:
     weights: Tensor
     group_features: Tensor
     scores: Tensor = field(repr=False)
+    group_valid: Tensor | None = field(default=None, repr=False)
 
     @property
     def contributions(self) -> Tensor:
@@ -132,6 +146,8 @@ class SumOfParts(nn.Module):
     def __init__(self, backbone: SOPBackbone, config: SOPConfig | None = None) -> None:
         super().__init__()
         self.config = cfg = config or SOPConfig()
+        if cfg.generator not in GENERATORS:
+            raise ValueError(f"generator: expected one of {GENERATORS}, got {cfg.generator!r}")
         if cfg.selector_init not in ("head", "random"):
             raise ValueError(
                 f"selector_init: expected 'head' or 'random', got {cfg.selector_init!r}"
@@ -145,22 +161,27 @@ class SumOfParts(nn.Module):
             raise ValueError(f"chunk_size: expected a positive integer, got {cfg.chunk_size}")
         # The copy is the generator's and always trainable, even when the backbone handed in
         # was already frozen (e.g. by another SumOfParts built around it).
+        learned = cfg.generator == "learned"
         self.feature_backbone = (
-            copy.deepcopy(backbone).requires_grad_(True) if cfg.feature_copy else None
+            copy.deepcopy(backbone).requires_grad_(True) if cfg.feature_copy and learned else None
         )
         self.backbone = backbone
         if cfg.freeze_backbone:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
-        self.generator = GroupGenerator(
-            backbone.feature_dim,
-            n_groups=cfg.n_groups,
-            keep_fraction=cfg.keep_fraction,
-            n_heads=cfg.n_heads,
-            scale=cfg.group_gen_scale,
-            mask_mode=cfg.mask_mode,
-            ste_temperature=cfg.ste_temperature,
-            compete=cfg.compete,
+        self.generator = (
+            GroupGenerator(
+                backbone.feature_dim,
+                n_groups=cfg.n_groups,
+                keep_fraction=cfg.keep_fraction,
+                n_heads=cfg.n_heads,
+                scale=cfg.group_gen_scale,
+                mask_mode=cfg.mask_mode,
+                ste_temperature=cfg.ste_temperature,
+                compete=cfg.compete,
+            )
+            if learned
+            else None
         )
         head_w = backbone.head_weight() if cfg.selector_init == "head" else None
         self.selector = GroupSelector(
@@ -199,6 +220,7 @@ class SumOfParts(nn.Module):
         x: Tensor,
         unit_valid: Tensor | None = None,
         always_on: Tensor | None = None,
+        segments: Tensor | None = None,
     ) -> SOPOutput:
         """Group, predict per group, select, and sum.
 
@@ -210,18 +232,43 @@ class SumOfParts(nn.Module):
             (B, N) bool, False for padding units (never grouped, always masked).
         always_on : Tensor, optional
             (B, N) bool, units added to every group (e.g. a question segment in QA).
+        segments : Tensor, optional
+            (B, N) integer segment id per unit, −1 for none: the candidate groups when
+            ``config.generator`` is "segments" (required then, refused otherwise).
         """
-        feats_src = self.feature_backbone if self.feature_backbone is not None else self.backbone
-        groups = self.generator(feats_src.unit_features(x), unit_valid)
-        masks = groups.masks
+        given = self.config.generator == "segments"
+        if given != (segments is not None):
+            raise ValueError(
+                "segments: pass forward(x, segments=...) with generator 'segments', and only then"
+                f" (this SOP's generator is {self.config.generator!r})"
+            )
+        gate, group_valid = None, None
+        if segments is not None:
+            masks, group_valid = segments_to_masks(
+                segments.to(x.device), self.config.n_groups, unit_valid
+            )
+            empty = ~group_valid.any(1)
+            if bool(empty.any()):
+                i = int(empty.nonzero()[0])
+                raise ValueError(
+                    f"segments: input {i} has no unit in any segment; give every input at "
+                    "least one segment (ids ≥ 0)"
+                )
+            scores = torch.zeros_like(masks).masked_fill(masks < 0.5, float("-inf"))
+        else:
+            src = self.feature_backbone if self.feature_backbone is not None else self.backbone
+            groups = self.generator(src.unit_features(x), unit_valid)
+            masks, scores, gate = groups.masks, groups.scores, groups.gate
         if always_on is not None:
             masks = masks + (1.0 - masks) * always_on.unsqueeze(1).to(masks.dtype)
         if unit_valid is not None:
             masks = masks * unit_valid.unsqueeze(1).to(masks.dtype)
+        if group_valid is not None:  # padding groups stay empty
+            masks = masks * group_valid.unsqueeze(-1).to(masks.dtype)
         group_outputs, group_features = self.group_forward(x, masks)
-        if groups.gate is not None:  # the anchor gate, the same in training and evaluation
-            group_outputs = group_outputs * groups.gate.unsqueeze(-1)
-        weights = self.selector(group_features)
+        if gate is not None:  # the anchor gate, the same in training and evaluation
+            group_outputs = group_outputs * gate.unsqueeze(-1)
+        weights = self.selector(group_features, group_valid)
         prediction = (weights * group_outputs).sum(1)
         unit_shape = self.backbone.unit_shape(x)
         return SOPOutput(
@@ -230,5 +277,6 @@ class SumOfParts(nn.Module):
             group_outputs=group_outputs,
             weights=weights,
             group_features=group_features,
-            scores=groups.scores,
+            scores=scores,
+            group_valid=group_valid,
         )

@@ -22,6 +22,7 @@ __all__ = [
     "MODEL_KINDS",
     "NOISE_MODELS",
     "PARAM_NAMES",
+    "SOP_GENERATORS",
     "SPLITS",
     "TYPE_UNITS",
     "AnalyzeConfig",
@@ -315,6 +316,9 @@ class ControlsConfig:
 
 # ----------------------------------------------------------------------------- model options
 
+#: Kinds of SOP candidate groups (:attr:`SOPOptions.generator`).
+SOP_GENERATORS: tuple[str, str] = ("learned", "watershed")
+
 
 @dataclass(frozen=True)
 class CNNOptions:
@@ -337,7 +341,17 @@ class SOPOptions:
     are read by a CNN that never saw a masked map)."""
 
     attention_patch: int = _opt(6, "pixels per side of a mask grid cell")
-    n_groups: int = _opt(20, "groups G per map")
+    generator: str = _opt(
+        "learned",
+        "candidate groups: learned (the attention generator) or watershed (the peak and trough "
+        "basins of the smoothed segment_bin map, largest first, docs/training.md)",
+        choices=SOP_GENERATORS,
+    )
+    segment_bin: int = _opt(-1, "watershed: the bin segmented (-1: the last, as the analysis)")
+    segment_smoothing: float = _opt(
+        2.0, "watershed: Gaussian sigma in pixels of the smoothing before segmenting (0: none)"
+    )
+    n_groups: int = _opt(20, "groups G per map (watershed: the most basins kept)")
     keep_fraction: float = _opt(SOPConfig.keep_fraction, "fraction of grid cells a group keeps")
     n_heads: int = _opt(SOPConfig.n_heads, "attention heads of the group generator")
     group_gen_scale: float = _opt(SOPConfig.group_gen_scale, "scale of the generator's logits")

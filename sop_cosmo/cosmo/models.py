@@ -22,8 +22,16 @@ import torch
 from torch import Tensor, nn
 
 from sop_cosmo.core import ImageBackbone, SOPConfig, SOPOutput, SumOfParts
-from sop_cosmo.cosmo.config import MODEL_KINDS, CNNOptions, SOPOptions, StatsOptions, model_options
+from sop_cosmo.cosmo.config import (
+    MODEL_KINDS,
+    SOP_GENERATORS,
+    CNNOptions,
+    SOPOptions,
+    StatsOptions,
+    model_options,
+)
 from sop_cosmo.cosmo.contracts.checkpoint import Checkpoint, load_checkpoint
+from sop_cosmo.cosmo.maths.segments import Segments, grid_segments
 from sop_cosmo.cosmo.runtime import select_device
 
 __all__ = [
@@ -169,12 +177,23 @@ def generator_stage(cnn: CNNRegressor, attention_patch: int, stage: int | None =
 class SOPRegressor(nn.Module):
     """SOP around a trained :class:`CNNRegressor`; groups are masks over a patch grid.
 
+    With ``generator="watershed"`` the candidate groups are not learned: every forward pass
+    segments its input (:meth:`segments`, the peak and trough basins of bin ``segment_bin``
+    smoothed by ``segment_smoothing`` pixels, on the attention grid; see
+    :mod:`sop_cosmo.cosmo.maths.segments`) and SOP selects among the ``n_groups`` largest.
+    The input is the standardised κ, which has the basins of ν = κ/σ_noise with the level at
+    the bin's training mean. Group g is segment g, so ``segments(x).types[:, g]`` types it.
+
     Parameters
     ----------
     cnn : CNNRegressor
         The trained backbone (frozen unless ``freeze_backbone`` is False).
     attention_patch : int
         Side in pixels of the grouping patches (anchor: 6 px, an 11×11 grid on 66×66).
+    generator : {"learned", "watershed"}
+        Where the candidate groups come from.
+    segment_bin, segment_smoothing : int, float
+        Watershed only: the bin index segmented and the Gaussian σ in pixels.
     baseline : float
         Value of masked-out pixels in standardised units (0 = the per-bin mean).
     **sop_options
@@ -188,10 +207,26 @@ class SOPRegressor(nn.Module):
         attention_patch: int = SOPOptions.attention_patch,
         baseline: float = SOPOptions.baseline,
         feature_stage: int | None = SOPOptions.feature_stage,
+        generator: str = SOPOptions.generator,
+        segment_bin: int = SOPOptions.segment_bin,
+        segment_smoothing: float = SOPOptions.segment_smoothing,
         **sop_options: Any,
     ) -> None:
         super().__init__()
-        stage = generator_stage(cnn, attention_patch, feature_stage)
+        if generator not in SOP_GENERATORS:
+            raise ValueError(f"generator: expected one of {SOP_GENERATORS}, got {generator!r}")
+        if not -cnn.in_channels <= segment_bin < cnn.in_channels:
+            raise ValueError(
+                f"segment_bin: expected a bin index from {-cnn.in_channels} to "
+                f"{cnn.in_channels - 1} (the data has {cnn.in_channels} bins), got {segment_bin}"
+            )
+        if not segment_smoothing >= 0:
+            raise ValueError(f"segment_smoothing: expected ≥ 0 pixels, got {segment_smoothing}")
+        self.generator, self.attention_patch = generator, attention_patch
+        self.segment_bin, self.segment_smoothing = segment_bin, segment_smoothing
+        learned = generator == "learned"
+        # Watershed groups need no unit features: no generator stage, no feature net.
+        stage = generator_stage(cnn, attention_patch, feature_stage) if learned else None
         backbone = ImageBackbone(
             _Encoder(cnn),
             cnn.head,
@@ -201,20 +236,30 @@ class SOPRegressor(nn.Module):
             n_outputs=cnn.n_outputs,
             pooled_dim=cnn.pooled_dim,
             # The trunk up to that stage: its layers are the CNN's own (frozen with it).
-            feature_net=cnn.trunk[: 3 * stage],
-            feature_dim=cnn.stage_widths[stage - 1],
+            feature_net=cnn.trunk[: 3 * stage] if stage else None,
+            feature_dim=cnn.stage_widths[stage - 1] if stage else None,
             baseline=baseline,
         )
         self.feature_stage = stage
-        self.sop = SumOfParts(backbone, SOPConfig(**sop_options))
+        config = SOPConfig(**sop_options, generator="learned" if learned else "segments")
+        self.sop = SumOfParts(backbone, config)
         self.n_groups = self.sop.config.n_groups
+
+    @torch.no_grad()
+    def segments(self, x: Tensor) -> Segments:
+        """Watershed segments of standardised maps (B, C, H, W) on the attention grid."""
+        maps = x[:, self.segment_bin].detach().float().cpu().numpy()
+        return grid_segments(maps, self.attention_patch, smoothing=self.segment_smoothing)
 
     def explain(self, x: Tensor) -> SOPOutput:
         """The full SOP output: prediction, masks, group outputs and weights."""
-        return self.sop(x)
+        if self.generator == "learned":
+            return self.sop(x)
+        ids = torch.from_numpy(self.segments(x).ids.reshape(len(x), -1))
+        return self.sop(x, segments=ids.to(x.device, non_blocking=True))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.sop(x).prediction
+        return self.explain(x).prediction
 
 
 class StatsMLP(nn.Module):
