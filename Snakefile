@@ -20,6 +20,7 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyze.smk"
+include: "workflow/rules/nulls.smk"
 include: "workflow/rules/report.smk"
 
 

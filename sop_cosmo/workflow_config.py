@@ -26,6 +26,7 @@ from sop_cosmo.cosmo.config import (
     AnalyzeConfig,
     BaselinesConfig,
     ControlsConfig,
+    NullsConfig,
     PreprocessConfig,
     SimulateConfig,
     TrainStageConfig,
@@ -43,6 +44,7 @@ SECTIONS: dict[str, type] = {
     "analyze": AnalyzeConfig,
     "baselines": BaselinesConfig,
     "controls": ControlsConfig,
+    "nulls": NullsConfig,
 }
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "CNNOptions",
     "ControlsConfig",
     "EvaluateConfig",
+    "NullsConfig",
     "PreprocessConfig",
     "SOPOptions",
     "SimulateConfig",
@@ -118,6 +119,11 @@ class PreprocessConfig:
     metainfo: str | None = _opt(None, "metainfo file (default: ROOT/CosmoGrid/...metainfo.h5)")
     params: tuple[str, ...] = _opt(PARAM_NAMES, "target parameters")
     fractions: tuple[float, ...] = _opt((0.8, 0.1, 0.1), "train/val/test cosmology fractions")
+    permute_labels: bool = _opt(
+        False,
+        "the permuted-label null: each training cosmology's patches carry the targets of "
+        "another training cosmology (a derangement drawn from --seed); val and test keep theirs",
+    )
     chunks: int = _opt(
         1, "cut the cosmologies into this many chunks, one job each, then gather the splits"
     )
@@ -312,6 +318,17 @@ class ControlsConfig:
     quick: bool = _opt(False, "the small size (about a minute on one CPU core)")
     seed: int = _opt(0, "seeds data, training and bootstraps")
     threads: int = _opt(1, "torch CPU threads (1 is fastest for these small models)")
+
+
+@dataclass(frozen=True)
+class NullsConfig:
+    """The workflow's ``nulls`` section: optional runs whose answer is known to be "no claim"."""
+
+    permuted_labels: bool = _opt(
+        False,
+        "also preprocess with permute_labels, train a CNN and an SOP on it (the first of "
+        "train.seeds) and analyse them into results/analyze_null_permuted/",
+    )
 
 
 # ----------------------------------------------------------------------------- model options

@@ -87,6 +87,31 @@ def test_cosmogrid_config_skips_the_simulator(tmp_path):
     assert "simulate" not in jobs and "preprocess" in jobs
 
 
+NULL_RULES = ("preprocess_null_permuted", "train_cnn_null_permuted", "train_sop_null_permuted",
+              "analyze_null_permuted")  # fmt: skip
+
+
+def test_permuted_label_null_is_planned_only_when_asked(tmp_path):
+    # .test/ asks for it; config/config.yaml (the package default) does not
+    assert not set(NULL_RULES) & set(dry_run_jobs(fresh=tmp_path / "default"))
+    fresh = tmp_path / "null"
+    out = (f"results={fresh / 'results'}", f"logs={fresh / 'logs'}")
+    plan = snakemake("--cores", "2", "--dry-run", "-p", "--configfile", ".test/config.yaml",
+                     "--config", *out)  # fmt: skip
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan.stdout, flags=re.M))
+    assert all(counts.get(rule) == "1" for rule in NULL_RULES), counts  # one training seed
+    assert counts["train_sop"] == "2"  # the real pipeline still trains every seed
+    null = fresh / "results" / "patches_null_permuted"
+    permuted = [c for c in re.findall(r"sop-cosmo preprocess .*", plan.stdout) if str(null) in c]
+    assert len(permuted) == 1 and "--permute-labels" in permuted[0]
+    assert not any("--permute-labels" in c for c in re.findall(r"sop-cosmo .*", plan.stdout)
+                   if str(null) not in c)  # fmt: skip
+    analyze = (rf"sop-cosmo analyze --checkpoint \S+/train_null_permuted/sop/seed0/model\.pt"
+               rf" --data {null}/test\.h5 --out \S+/analyze_null_permuted ")  # fmt: skip
+    assert re.search(analyze, plan.stdout), plan.stdout
+
+
 @pytest.mark.parametrize(
     ("yaml", "named"),
     [
@@ -160,6 +185,10 @@ def test_tiny_config_runs_end_to_end(tiny_run):
     assert summary["thresholds"]["cluster_sigma"] == 4.0  # ν_c
     # one test cosmology and one-epoch models: no claim, and the summary says why
     assert summary["claims"] == [] and summary["no_claim"]
+    # the permuted-label null (.test asks for it): no claim either, on one training seed
+    null = json.loads((results / "analyze_null_permuted" / "summary.json").read_text())
+    assert null["claims"] == [] and null["no_claim"] and null["skill"]["passed"] is False
+    assert null["seeds"] == [0] and (logs / "analyze_null_permuted" / "analyze.log").exists()
     baselines = json.loads((results / "baselines" / "baselines.json").read_text())
     assert "sop" in json.dumps(baselines)
     controls = json.loads((results / "controls" / "controls.json").read_text())

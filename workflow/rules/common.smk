@@ -106,4 +106,6 @@ def all_outputs():
         RESULTS / "report" / "void_cluster_findings.ipynb",
         RESULTS / "report" / "void_cluster_findings.html",
     ]
+    if config["nulls"]["permuted_labels"]:  # nulls.smk
+        targets.append(RESULTS / "analyze_null_permuted" / "summary.json")
     return targets

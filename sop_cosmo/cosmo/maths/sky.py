@@ -1,4 +1,5 @@
-"""Sphere-to-patch maths: gnomonic patch geometry, shape noise, smoothing, the split.
+"""Sphere-to-patch maths: gnomonic patch geometry, shape noise, smoothing, the split, and the
+permuted-label null.
 
 Patches are cut by *gathering* precomputed HEALPix pixel indices (one projection per geometry,
 not one per patch). Splits are by cosmology: all permutations of a cosmology land in the same
@@ -19,6 +20,7 @@ from sop_cosmo.cosmo.config import NOISE_MODELS, SPLITS, PreprocessConfig
 __all__ = [
     "PatchGeometry",
     "add_shape_noise",
+    "label_permutation",
     "patch_geometry",
     "random_dihedral",
     "smooth",
@@ -171,6 +173,43 @@ def split_by_cosmology(
     train, val, test = SPLITS
     labels = [train] * n_train + [val] * n_val + [test] * n_test
     return {int(c): s for c, s in zip(order, labels, strict=True)}
+
+
+#: Stream tag of the label permutation's generator, so it shares no stream with the split's
+#: (``default_rng(seed)``) or a map's noise (``default_rng([seed, cosmology, perm])``).
+_PERMUTE_STREAM = 0x7065726D
+
+
+def label_permutation(split_of: dict[int, str], seed: int) -> dict[int, int]:
+    """The permuted-label null: each training cosmology gets the targets of another one.
+
+    Parameters
+    ----------
+    split_of : dict
+        Split of each cosmology id (:func:`split_by_cosmology`).
+    seed : int
+        The preprocess seed.
+
+    Returns
+    -------
+    dict
+        ``{training cosmology: cosmology whose targets it carries}``, a derangement of the
+        training cosmologies (no one keeps its own; uniform over derangements, drawn by
+        rejection). Validation and test cosmologies are not in it: they keep their own
+        targets, so a model that learnt nothing true has no skill on them.
+    """
+    train = sorted(c for c, s in split_of.items() if s == SPLITS[0])
+    if len(train) < 2:
+        raise ValueError(
+            f"permute_labels: {len(train)} training cosmology cannot be given another's "
+            "labels; use at least 2 (more cosmologies or a larger train fraction)"
+        )
+    rng = np.random.default_rng([int(seed), _PERMUTE_STREAM])
+    ids = np.asarray(train)
+    while True:  # a random permutation is a derangement with probability ≈ 1/e
+        order = rng.permutation(len(ids))
+        if (order != np.arange(len(ids))).all():
+            return {int(c): int(s) for c, s in zip(ids, ids[order], strict=True)}
 
 
 def random_dihedral(patches: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -340,6 +340,7 @@ def analyze(
         "param_names": names,
         "train_mean": {n: float(v) for n, v in zip(names, runs[0]["train_mean"], strict=True)},
         "data_source": attrs.get("source"),
+        "permute_labels": bool(attrs.get("permute_labels", False)),  # the null's patches
         "mse": skill["mse"],
         "mse_mean": float(np.mean(list(skill["mse"].values()))),
         "n_boot": int(cfg.n_boot),

@@ -13,6 +13,12 @@ only (one cluster job each), and :func:`gather` concatenates the chunks' files i
 into the split files. The split and the noise of a map depend on the seed and the cosmology
 (and perm) only, and the chunks are contiguous, so the gathered files hold the same rows in the
 same order as one job over every map.
+
+**Permuted labels** (``permute_labels``, the null of docs/analysis.md, "Nulls"): every patch
+of a training cosmology carries the targets of another training cosmology
+(:func:`~sop_cosmo.cosmo.maths.sky.label_permutation`, a derangement drawn from the seed over
+every map, so the same for any chunking); validation and test keep their own targets. The
+files record it in the attributes ``permute_labels`` and ``label_permutation``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from sop_cosmo.cosmo.contracts.patchrows import PatchRows
 from sop_cosmo.cosmo.maths.noise import reference_rows, sigma_noise
 from sop_cosmo.cosmo.maths.sky import (
     add_shape_noise,
+    label_permutation,
     patch_geometry,
     random_dihedral,
     smooth,
@@ -76,6 +83,7 @@ def _file_attrs(cfg: PreprocessConfig, geometry: Any, nside: int, source: str) -
         "variant": cfg.variant,
         "seed": cfg.seed,
         "augment": cfg.augment,
+        "permute_labels": cfg.permute_labels,
     }
 
 
@@ -107,8 +115,10 @@ def preprocess(
         as targets); ``fractions`` (train/val/test fractions of the cosmologies); ``augment``
         (a random rotation by a multiple of 90° and a random flip of each training patch: the
         sky is statistically isotropic and parity-invariant); ``a_ia`` (κ = kg + a_ia·ia);
-        ``variant``, ``sets``, ``metainfo`` (passed to
-        :func:`~sop_cosmo.cosmo.contracts.cosmogrid.find_maps`); ``chunks`` (see ``chunk``).
+        ``permute_labels`` (the permuted-label null: each training cosmology takes the
+        targets of another, val and test keep theirs); ``variant``, ``sets``, ``metainfo``
+        (passed to :func:`~sop_cosmo.cosmo.contracts.cosmogrid.find_maps`); ``chunks`` (see
+        ``chunk``).
     chunk : int, optional
         Cut only the maps of chunk ``chunk`` (0-based) of ``config.chunks`` (:func:`chunk_of`);
         the files then carry the attributes ``chunk`` and ``chunks`` for :func:`gather`. The
@@ -139,6 +149,11 @@ def preprocess(
     ids = [cosmo_id(r) for r in records]
     split_of = split_by_cosmology(ids, cfg.fractions, cfg.seed)
     chunk_index = chunk_of(ids, cfg.chunks)
+    # Targets per cosmology, from every map (not only this chunk's): the permutation may give
+    # a cosmology the targets of one that another chunk cuts.
+    targets = {c: np.array([r.params[p] for p in params], dtype=np.float32)
+               for r, c in zip(records, ids, strict=True)}  # fmt: skip
+    source = label_permutation(split_of, cfg.seed) if cfg.permute_labels else {}
     if chunk is not None:
         if not 0 <= chunk < cfg.chunks:
             raise ValueError(
@@ -151,6 +166,8 @@ def preprocess(
     nside = hp.npix2nside(first.shape[1])
     geometry = patch_geometry(nside, cfg.patch_size, cfg.pixel_arcmin, cfg.centres_nside)
     attrs = _file_attrs(cfg, geometry, nside, map_source(todo[0][0].path))
+    if source:  # row 0: a training cosmology; row 1: the cosmology whose targets it carries
+        attrs["label_permutation"] = np.array(sorted(source.items()), dtype=np.int64).T
     # σ per bin after smoothing, for ν = κ / σ_noise (the same in every chunk: docs/contracts.md)
     attrs["sigma_noise"] = sigma_noise(
         cfg.noise, nside, cfg.smoothing_arcmin, len(bins),
@@ -186,7 +203,7 @@ def preprocess(
             split = split_of[cid]
             if cfg.augment and split == SPLITS[0]:
                 patches = random_dihedral(patches, rng)
-            values = np.array([record.params[p] for p in params], dtype=np.float32)
+            values = targets[source.get(cid, cid)]
             files[split].append(
                 patches, values, cid, perm=record.perm, patch_index=np.arange(len(patches))
             )
