@@ -50,10 +50,12 @@ MODEL_KINDS: tuple[str, str, str] = ("cnn", "sop", "stats")
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
 #: Target parameters of the pipeline, as named in the patch files.
 PARAM_NAMES: tuple[str, str] = ("Om", "s8")
-#: Shape-noise models: galaxy shape dispersion σ_e and galaxies per arcmin² (DES Y3).
+#: Shape-noise models per tomographic bin: galaxy shape dispersion σ_e and effective galaxies
+#: per arcmin². DES Y3: 1.67 per bin of 4. LSST Y10 forecast: 27 per arcmin² over 4 bins.
 NOISE_MODELS: dict[str, dict[str, float] | None] = {
     "none": None,
     "des-y3": {"sigma_e": 0.26, "n_gal": 1.67},
+    "lsst-y10": {"sigma_e": 0.26, "n_gal": 6.75},
 }
 
 C = TypeVar("C")

@@ -28,6 +28,12 @@ def test_shape_noise_sigma_is_the_std_of_a_smoothed_noise_map(nside, fwhm):
         assert sigma[0] < pixel_noise_sigma("des-y3", nside)
 
 
+def test_lsst_y10_noise_is_half_of_des_y3():
+    # 6.75 against 1.67 galaxies per arcmin² per bin at the same shape dispersion
+    ratio = pixel_noise_sigma("lsst-y10", 64) / pixel_noise_sigma("des-y3", 64)
+    assert ratio == pytest.approx((1.67 / 6.75) ** 0.5)
+
+
 def test_no_noise_model_has_no_shape_noise_and_unknown_models_are_named():
     assert pixel_noise_sigma("none", 64) == 0.0
     with pytest.raises(ValueError, match="noise"):
