@@ -22,6 +22,7 @@ __all__ = [
     "MODEL_KINDS",
     "NOISE_MODELS",
     "PARAM_NAMES",
+    "SIM_FIELDS",
     "SOP_GENERATORS",
     "SPLITS",
     "TYPE_UNITS",
@@ -48,6 +49,8 @@ GROUP_TYPES: tuple[str, str, str] = ("void", "cluster", "other")
 MODEL_KINDS: tuple[str, str, str] = ("cnn", "sop", "stats")
 #: Patch-file splits, split by cosmology.
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
+#: Kinds of field ``sop-cosmo simulate --field`` draws.
+SIM_FIELDS: tuple[str, str] = ("lognormal", "gaussian")
 #: Target parameters of the pipeline, as named in the patch files.
 PARAM_NAMES: tuple[str, str] = ("Om", "s8")
 #: Shape-noise models per tomographic bin: galaxy shape dispersion σ_e and effective galaxies
@@ -100,6 +103,12 @@ class SimulateConfig:
     vary: tuple[str, ...] = _opt((), "also draw these parameters, e.g. H0,Ob,ns,w0")
     metainfo_only: bool = _opt(
         False, "write the metainfo only, no maps: a full-size grid to plan a workflow (-n)"
+    )
+    field: str = _opt(
+        "lognormal",
+        "lognormal maps, or gaussian: Gaussian maps with the same κ spectra (the null of "
+        "non-Gaussian structure)",
+        choices=SIM_FIELDS,
     )
 
 

@@ -5,7 +5,8 @@ The science, in short (``docs/simulate.md`` has the formulas):
 1. four analytic tomographic n(z) with mean z 0.31, 0.48, 0.76, 0.94;
 2. C_ℓ^κκ of all bin pairs from pyccl (Eisenstein–Hu + halofit);
 3. a shifted lognormal field per bin, drawn jointly for the four bins. The shift λ_b follows a
-   **heuristic** (λ ∝ the empty-beam convergence), not a published calibration.
+   **heuristic** (λ ∝ the empty-beam convergence), not a published calibration;
+4. or, for the Gaussian-maps null, Gaussian κ fields with the same spectra C_ℓ^κκ.
 
 A lognormal field matches the input two-point function and has a plausible skewness, but it is
 not an N-body simulation: its higher-order statistics (peaks, voids) are only approximate.
@@ -31,11 +32,13 @@ __all__ = [
     "BIN_WIDTHS",
     "SHIFT_HEURISTIC",
     "SHIFT_REF",
+    "draw_gaussian_maps",
     "draw_maps",
     "empty_beam_convergence",
     "gaussian_cls",
     "gaussian_spectra",
     "kappa_cls",
+    "kappa_spectra",
     "lognormal_maps",
     "lognormal_shifts",
     "redshift_bins",
@@ -230,19 +233,39 @@ def gaussian_spectra(cls: Any, shifts: Any) -> tuple[np.ndarray, np.ndarray, np.
                 )
             cl_g[a, b] = cl_g[b, a] = transformcl.corrtocl(np.log(arg))
     cl_g[..., :2] = 0.0  # no monopole/dipole, like the input spectra
-    # make each ℓ's bin covariance positive semi-definite; the clipped part is reported
-    evals, evecs = np.linalg.eigh(np.moveaxis(cl_g, -1, 0))
-    weight = 2.0 * np.arange(cls.shape[2]) + 1.0
+    return _psd_root(cl_g)
+
+
+def _psd_root(cl: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Clip each ℓ's bin covariance to positive semi-definite: the clipped spectra, their
+    per-ℓ square root (ℓ, a, c), the per-bin variances and the clipped power fraction."""
+    evals, evecs = np.linalg.eigh(np.moveaxis(cl, -1, 0))
+    weight = 2.0 * np.arange(cl.shape[2]) + 1.0
     total = float(np.sum(weight[:, None] * np.abs(evals)))
     clipped = float(np.sum(weight[:, None] * np.clip(-evals, 0.0, None)))
     fraction = clipped / total if total > 0 else 0.0
     evals = np.clip(evals, 0.0, None)
-    root = evecs * np.sqrt(evals)[:, None, :]  # (ℓ, a, c): root @ root.T = clipped C_G(ℓ)
+    root = evecs * np.sqrt(evals)[:, None, :]  # (ℓ, a, c): root @ root.T = clipped C(ℓ)
     cl_psd = np.moveaxis(np.einsum("lac,lbc->lab", root, root), 0, -1)
-    variance = np.array([transformcl.cltovar(cl_psd[b, b]) for b in range(n_bins)])
+    variance = np.array([transformcl.cltovar(cl_psd[b, b]) for b in range(cl.shape[0])])
     if fraction > 0:
-        log.debug("clipped %.3g of the Gaussian-field power to keep it positive", fraction)
+        log.debug("clipped %.3g of the field's power to keep it positive", fraction)
     return cl_psd, root, variance, fraction
+
+
+def kappa_spectra(cls: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """:func:`gaussian_spectra` for a Gaussian κ field with the spectra ``cls`` themselves
+    (no lognormal transform): the spectra, their per-ℓ square root, variances, clipped
+    fraction. The Gaussian-maps null of the workflow draws from it (:func:`draw_gaussian_maps`)."""
+    cls = np.asarray(cls, dtype=float)
+    if cls.ndim != 3 or cls.shape[0] != cls.shape[1] or cls.shape[2] < 3:
+        raise ValueError(
+            f"cls must have shape (n_bins, n_bins, lmax+1) with lmax >= 2 (see kappa_cls); "
+            f"got {cls.shape}"
+        )
+    cl = 0.5 * (cls + np.swapaxes(cls, 0, 1))
+    cl[..., :2] = 0.0
+    return _psd_root(cl)
 
 
 def gaussian_cls(cls: Any, shifts: Any) -> tuple[np.ndarray, float]:
@@ -290,6 +313,20 @@ def draw_maps(
 ) -> np.ndarray:
     """Maps (n_bins, 12·nside²) float32 from the pieces of :func:`gaussian_spectra`: the
     per-ℓ square root ``root`` (ℓ, a, c), the Gaussian variances and the shifts λ_b."""
+    gauss = _gaussian_fields(root, nside, rng)
+    kappa = shifts[:, None] * np.expm1(gauss - 0.5 * variance[:, None])
+    return kappa.astype(np.float32)
+
+
+def draw_gaussian_maps(root: np.ndarray, nside: int, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian κ maps (n_bins, 12·nside²) float32 from the per-ℓ square root of
+    :func:`kappa_spectra`. With the same ``rng`` state as :func:`draw_maps` they use the same
+    unit normals, so a Gaussian and a lognormal map of one seed share their phases."""
+    return _gaussian_fields(root, nside, rng).astype(np.float32)
+
+
+def _gaussian_fields(root: np.ndarray, nside: int, rng: np.random.Generator) -> np.ndarray:
+    """Correlated Gaussian maps (n_bins, 12·nside²) float64 with a_ℓm = root(ℓ) · unit normals."""
     n_ell, n_bins, _ = root.shape
     lmax = n_ell - 1
     _, m = hp.Alm.getlm(lmax)
@@ -305,9 +342,7 @@ def draw_maps(
         stop = start + lmax + 1 - m_val
         alms[:, start:stop] = np.einsum("lac,cl->al", root[m_val:], unit[:, start:stop])
         start = stop
-    gauss = np.atleast_2d(hp.alm2map(alms, nside, lmax=lmax, pixwin=False, pol=False))
-    kappa = shifts[:, None] * np.expm1(gauss - 0.5 * variance[:, None])
-    return kappa.astype(np.float32)
+    return np.atleast_2d(hp.alm2map(alms, nside, lmax=lmax, pixwin=False, pol=False))
 
 
 def lognormal_maps(cls: Any, shifts: Any, nside: int, rng: Any) -> np.ndarray:

@@ -1,5 +1,9 @@
 """Stage ``simulate``: a built-in, offline CosmoGridV1-like grid of lognormal convergence maps.
 
+With ``field="gaussian"`` the maps are Gaussian instead, with the same κ spectra C_ℓ^κκ (not
+the spectra of the lognormal's underlying Gaussian field) and the same unit normals: the null
+of non-Gaussian structure. The map and metainfo attribute ``field`` says which.
+
 The maps are written in exactly the CosmoGridV1 layout (docs/contracts.md, "CosmoGridV1
 layout"), by the module the reader uses (:mod:`sop_cosmo.cosmo.contracts.cosmogrid`), so the
 project's reader treats them like the real data: one map file per cosmology and permutation of
@@ -25,7 +29,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from sop_cosmo.cosmo.config import SimulateConfig, resolve
+from sop_cosmo.cosmo.config import SIM_FIELDS, SimulateConfig, resolve
 from sop_cosmo.cosmo.contracts.cosmogrid import (
     COSMO_GLOB,
     METAINFO_RELPATH,
@@ -52,9 +56,11 @@ from sop_cosmo.cosmo.maths.cosmology import (
 from sop_cosmo.cosmo.maths.lognormal import (
     BIN_MEANS,
     SHIFT_HEURISTIC,
+    draw_gaussian_maps,
     draw_maps,
     gaussian_spectra,
     kappa_cls,
+    kappa_spectra,
     lognormal_shifts,
     redshift_bins,
 )
@@ -76,15 +82,16 @@ def _map_seed(seed: int, cosmo_index: int, perm: int) -> np.random.SeedSequence:
 
 
 def _map_attrs(
-    params: Mapping[str, float], nside: int, seed: int, cosmo_index: int, perm: int
+    params: Mapping[str, float], nside: int, seed: int, cosmo_index: int, perm: int, field: str
 ) -> dict[str, Any]:
     attrs: dict[str, Any] = {
+        "field": field,
         "nside": nside,
         "seed": seed,
         "seed_spawn_key": np.array([cosmo_index, perm], dtype=np.int64),
         "simulator": SIMULATOR_NAME,
         "simulator_version": SIMULATOR_VERSION,
-        "lognormal_shift": SHIFT_HEURISTIC,
+        "lognormal_shift": SHIFT_HEURISTIC if field == "lognormal" else "none: Gaussian maps",
     }
     attrs.update({k: float(params[k]) for k in PARAMETER_NAMES})
     return attrs
@@ -93,6 +100,8 @@ def _map_attrs(
 def _already_written(path: Path, attrs: Mapping[str, Any]) -> bool:
     header = map_header(path, bins=range(1, len(BIN_MEANS) + 1))
     if header is None:
+        return False
+    if header.get("field", "lognormal") != attrs["field"]:  # maps before the option: lognormal
         return False
     for key in ("nside", "seed", "simulator_version", *PARAMETER_NAMES[:-1]):
         if key not in header or header[key] != attrs[key]:
@@ -141,7 +150,8 @@ def simulate_grid(
         maps per cosmology), ``nside`` (a power of two; spectra go up to ℓ = 3·nside − 1),
         ``seed`` (seeds the Sobol draw and, through ``SeedSequence(seed, spawn_key=(i, j))``,
         map j of cosmology i), ``vary`` (parameters among ``H0, Ob, ns, w0`` drawn from
-        their priors too) and ``metainfo_only`` (write no maps).
+        their priors too), ``metainfo_only`` (write no maps) and ``field`` ("lognormal", or
+        "gaussian": Gaussian maps with the same C_ℓ^κκ).
     progress : bool, optional
         Show a tqdm progress bar over the maps.
     resume : bool, optional
@@ -161,6 +171,9 @@ def simulate_grid(
     nside = check_nside(cfg.nside)
     seed = check_seed(cfg.seed)
     names = check_vary(cfg.vary)
+    if cfg.field not in SIM_FIELDS:
+        raise ValueError(f"field: expected one of {SIM_FIELDS}, got {cfg.field!r}")
+    gaussian = cfg.field == "gaussian"
     root = Path(out_root)
     if root.exists() and not root.is_dir():
         raise ValueError(f"out_root must be a folder; {root} is a file")
@@ -185,25 +198,28 @@ def simulate_grid(
             todo = []
             for j in range(n_perms):
                 path = grid / folder / perm_folder(j) / map_filename(_VARIANT)
-                attrs = _map_attrs(params, nside, seed, i, j)
+                attrs = _map_attrs(params, nside, seed, i, j, cfg.field)
                 if resume and _already_written(path, attrs):
                     bar.update(1)
                 else:
                     todo.append((j, path, attrs))
             if not todo:
                 continue
-            shifts = lognormal_shifts(params, z, nz)
             cls = kappa_cls(params, lmax, z, nz)
-            _, sqrt_cl, variance, clipped = gaussian_spectra(cls, shifts)
-            extra = {
-                "lognormal_lambda": shifts,
-                "gaussian_cl_clipped_fraction": clipped,
-                "lmax": lmax,
-                "nz_bin_means": np.asarray(BIN_MEANS),
-            }
+            extra: dict[str, Any] = {"lmax": lmax, "nz_bin_means": np.asarray(BIN_MEANS)}
+            if gaussian:
+                _, sqrt_cl, _, clipped = kappa_spectra(cls)
+                extra["kappa_cl_clipped_fraction"] = clipped
+            else:
+                shifts = lognormal_shifts(params, z, nz)
+                _, sqrt_cl, variance, clipped = gaussian_spectra(cls, shifts)
+                extra.update(lognormal_lambda=shifts, gaussian_cl_clipped_fraction=clipped)
             for j, path, attrs in todo:
                 rng = np.random.default_rng(_map_seed(seed, i, j))
-                kappa = draw_maps(sqrt_cl, variance, shifts, nside, rng)
+                if gaussian:
+                    kappa = draw_gaussian_maps(sqrt_cl, nside, rng)
+                else:
+                    kappa = draw_maps(sqrt_cl, variance, shifts, nside, rng)
                 write_map(path, kappa, attrs, extra)
                 bar.update(1)
 
@@ -218,8 +234,9 @@ def simulate_grid(
             "nside": nside,
             "n_perms": n_perms,
             "vary": ",".join(names),
-            "lognormal_shift": SHIFT_HEURISTIC,
+            "lognormal_shift": SHIFT_HEURISTIC if not gaussian else "none: Gaussian maps",
             "metainfo_only": cfg.metainfo_only,
+            "field": cfg.field,
         },
         fields=PARAMETER_NAMES,
     )
