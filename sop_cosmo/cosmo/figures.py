@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from sop_cosmo._io import atomic_path
 from sop_cosmo.cosmo.config import GROUP_TYPES
+from sop_cosmo.cosmo.figures_skill import predicted_vs_true
 
 __all__ = [
     "TYPE_COLORS",
@@ -323,7 +324,7 @@ def write_figures(
     patch: int | None = None,
     pixel_arcmin: float | None = None,
 ) -> list[Path]:
-    """Write the four analysis figures into ``fig_dir``; returns their paths."""
+    """Write the five analysis figures into ``fig_dir``; returns their paths."""
     d = Path(fig_dir)
     names = list(summary["param_names"])
     return [
@@ -341,6 +342,7 @@ def write_figures(
         contribution_bars(d / "contributions.png", summary),
         weight_histograms(d / "weight_hist.png", weights, types, names),
         sweep_curves(d / "threshold_sweep.png", sweep, summary),
+        predicted_vs_true(d / "predicted_vs_true.png", summary),
     ]
 
 

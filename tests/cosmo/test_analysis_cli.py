@@ -296,3 +296,31 @@ def test_noise_units_need_sigma_noise_in_the_file(run, tmp_path, capsys):
     assert (tmp_path / "p" / "summary.json").is_file()
     assert main([*base, "--out", str(tmp_path / "e"), "--ensemble", str(run["sop"])]) == 2
     assert "given twice" in capsys.readouterr().err
+
+
+def test_region_importance_and_predicted_vs_true(run):
+    for out, n_seeds in ((run["out"], 1), (run["ensemble"], 2)):
+        s = _strict((out / "summary.json").read_text())
+        ri = s["region_importance"]
+        assert set(ri) == {"void", "cluster"}
+        for t in ri:
+            assert set(ri[t]) == {"Om", "s8"}
+            for e in ri[t].values():
+                vals = [e["delta_mse"], e["random_delta_mse"], e["excess"], e["area_fraction"]]
+                assert all(isinstance(v, float) and np.isfinite(v) for v in vals)
+                assert _is_ci(e["ci95"]) and _is_ci(e["random_ci95"]) and _is_ci(e["excess_ci95"])
+                assert len(e["per_seed"]) == n_seeds
+                assert e["delta_mse"] == pytest.approx(np.mean(e["per_seed"]))
+        png = out / "figures" / "predicted_vs_true.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # patch units type the last bin alone and replace it on every bin; noise units per bin
+    s = _strict((run["out"] / "summary.json").read_text())
+    with h5py.File(run["test"]) as f:
+        kappa = f["kappa"][...].astype(np.float64)
+    k = kappa[:, -1]
+    assert s["region_importance"]["void"]["Om"]["area_fraction"] == pytest.approx(np.mean(k < 0))
+    e = _strict((run["ensemble"] / "summary.json").read_text())
+    nu = kappa / np.array(SIGMA_NOISE)[None, :, None, None]
+    assert e["region_importance"]["cluster"]["s8"]["area_fraction"] == pytest.approx(
+        np.mean(nu >= 4.0)
+    )

@@ -29,7 +29,7 @@ import torch
 from numpy.typing import NDArray
 
 from sop_cosmo._io import atomic_path
-from sop_cosmo.cosmo.analysis import by_bin, explain_maps, group_rows
+from sop_cosmo.cosmo.analysis import by_bin, explain_maps, group_rows, region_importance_of
 from sop_cosmo.cosmo.config import TYPE_UNITS, AnalyzeConfig, resolve
 from sop_cosmo.cosmo.contracts.checkpoint import Checkpoint
 from sop_cosmo.cosmo.contracts.patchfile import (
@@ -350,6 +350,9 @@ def analyze(
         "checkpoints": [str(p) for p in paths],
         "data": str(data),
     }  # fmt: skip
+    summary["region_importance"] = region_importance_of(loaded, patches, cfg, sigma_noise=sigma,
+                                                        b_index=b_index, runs=runs,
+                                                        progress=progress)  # fmt: skip
     if noise:
         summary["by_bin"] = by_bin(runs, labels, names, cosmo_id, cfg)
 
