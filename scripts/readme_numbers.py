@@ -129,15 +129,16 @@ def demo_analysis(results: Path) -> str:
     params = list(s["contributions"])
     header = ["group type", "base rate"]
     header += [f"{_label(p)} contribution [95% CI]" for p in params]
-    if len(params) == 2:
-        header.append(f"{_label(params[0])} − {_label(params[1])} [95% CI]")
+    pair = s.get("difference_params", params[:2]) if s.get("differences") else []
+    if pair:  # the pair the analysis chose: Ωm − σ8, or first − second of two
+        header.append(f"{_label(pair[0])} − {_label(pair[1])} [95% CI]")
     rows = []
     for kind, rate in s["group_type_rates"].items():
         row = [kind, _num(rate)]
         row += [
             _ci(s["contributions"][p][kind], s["contributions"][p]["ci95"][kind]) for p in params
         ]
-        if len(params) == 2:
+        if pair:
             diff = s["differences"][kind]
             row.append(_ci(diff["value"], diff["ci95"]))
         rows.append(row)

@@ -128,7 +128,11 @@ class PreprocessConfig:
     variant: str = _opt("nobaryons", "map variant", choices=("nobaryons", "baryonified"))
     sets: tuple[str, ...] = _opt(("grid",), "CosmoGrid sets: grid, fiducial or grid,fiducial")
     metainfo: str | None = _opt(None, "metainfo file (default: ROOT/CosmoGrid/...metainfo.h5)")
-    params: tuple[str, ...] = _opt(PARAM_NAMES, "target parameters")
+    params: tuple[str, ...] = _opt(
+        PARAM_NAMES,
+        "target parameters: metainfo fields (Om, s8, H0, ...) or S8 = s8 (Om/0.3)^0.5; "
+        "S8,Om is the S8 basis (S8 and Om at fixed S8)",
+    )
     fractions: tuple[float, ...] = _opt((0.8, 0.1, 0.1), "train/val/test cosmology fractions")
     permute_labels: bool = _opt(
         False,

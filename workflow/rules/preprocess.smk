@@ -2,9 +2,19 @@
 # preprocess.chunks > 1 scatters the cosmologies over that many jobs (preprocess_chunk, which
 # SLURM runs in parallel) and gathers their files (preprocess); the patches are the same.
 from sop_cosmo.cosmo.contracts.cosmogrid import read_metainfo
+from sop_cosmo.cosmo.maths.cosmology import PARAMETER_NAMES
+from sop_cosmo.cosmo.maths.targets import check_targets
 
 CHUNKS = config["preprocess"]["chunks"]
 CHUNK_DIR = RESULTS / "patches" / "chunks"
+
+# Unknown target names stop the plan on simulated data (whose fields are known); on real
+# data the preprocess job checks them against the metainfo's fields.
+if SIMULATED:
+    try:
+        check_targets(config["preprocess"]["params"], PARAMETER_NAMES)
+    except ValueError as err:
+        raise ValueError(f"preprocess.{err}") from None
 
 
 # More chunks than cosmologies would leave jobs with nothing to cut: the plan stops first.

@@ -45,6 +45,7 @@ from sop_cosmo.cosmo.maths.sky import (
     smooth,
     split_by_cosmology,
 )
+from sop_cosmo.cosmo.maths.targets import check_targets, target_values
 
 __all__ = ["CHUNK_ATTRS", "chunk_of", "gather", "preprocess"]
 
@@ -111,9 +112,10 @@ def preprocess(
         smoothing); ``smoothing_arcmin`` (FWHM, 0 for none); ``bins`` (1-based); ``seed`` (the
         split, the noise, per map and independent of processing order, and augmentation);
         ``pixel_arcmin``, ``centres_nside`` (the geometry, see
-        :func:`~sop_cosmo.cosmo.maths.sky.patch_geometry`); ``params`` (metainfo fields stored
-        as targets); ``fractions`` (train/val/test fractions of the cosmologies); ``augment``
-        (a random rotation by a multiple of 90° and a random flip of each training patch: the
+        :func:`~sop_cosmo.cosmo.maths.sky.patch_geometry`); ``params`` (the targets: metainfo
+        fields, or derived ones such as S8, :mod:`~sop_cosmo.cosmo.maths.targets`);
+        ``fractions`` (train/val/test fractions of the cosmologies); ``augment`` (a random
+        rotation by a multiple of 90° and a random flip of each training patch: the
         sky is statistically isotropic and parity-invariant); ``a_ia`` (κ = kg + a_ia·ia);
         ``permute_labels`` (the permuted-label null: each training cosmology takes the
         targets of another, val and test keep theirs); ``variant``, ``sets``, ``metainfo``
@@ -139,20 +141,14 @@ def preprocess(
     if cfg.smoothing_arcmin < 0:
         raise ValueError(f"smoothing_arcmin: expected ≥ 0, got {cfg.smoothing_arcmin}")
     bins = [int(b) for b in cfg.bins]
-    params = list(cfg.params)
     records = find_maps(root, variant=cfg.variant, sets=cfg.sets, metainfo=cfg.metainfo)
-    missing = [p for p in params if p not in records[0].params]
-    if missing:
-        raise ValueError(
-            f"params: {missing} not in the metainfo fields {sorted(records[0].params)}"
-        )
+    params = check_targets(cfg.params, list(records[0].params))  # fields or derived (S8)
     ids = [cosmo_id(r) for r in records]
     split_of = split_by_cosmology(ids, cfg.fractions, cfg.seed)
     chunk_index = chunk_of(ids, cfg.chunks)
     # Targets per cosmology, from every map (not only this chunk's): the permutation may give
     # a cosmology the targets of one that another chunk cuts.
-    targets = {c: np.array([r.params[p] for p in params], dtype=np.float32)
-               for r, c in zip(records, ids, strict=True)}  # fmt: skip
+    targets = {c: target_values(r.params, params) for r, c in zip(records, ids, strict=True)}
     source = label_permutation(split_of, cfg.seed) if cfg.permute_labels else {}
     if chunk is not None:
         if not 0 <= chunk < cfg.chunks:

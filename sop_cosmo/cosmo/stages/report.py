@@ -136,8 +136,8 @@ def describe_findings(summary: dict[str, Any], *, skill: bool = True) -> str:
         parts = [f"{t} {block[t]:.3f} {_ci(block['ci95'][t])}" for t in GROUP_TYPES]
         lines.append(f"- **{_label(p)}** weight on " + "; ".join(parts) + ".")
     diffs = summary.get("differences", {})
-    if len(params) == 2 and diffs:
-        a, b = (_label(p) for p in params)
+    if diffs:  # the pair the analysis chose (Ωm − σ8, or first − second of two)
+        a, b = (_label(p) for p in summary.get("difference_params", params[:2]))
         for t in GROUP_TYPES:
             d = diffs[t]
             lines.append(f"- {t}: {a} − {b} = {d['value']:+.3f}, paired 95% CI {_ci(d['ci95'])}")
