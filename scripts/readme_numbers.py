@@ -153,7 +153,24 @@ def demo_analysis(results: Path) -> str:
         lines += ["", "Claims the analysis makes:", *(f"- {c}" for c in claims)]
     elif s.get("no_claim"):
         lines += ["", f"No claim: {s['no_claim'].rstrip('.')}."]
+    null = results / "analyze_null_permuted" / "summary.json"
+    if null.is_file():
+        lines += ["", _null_line(_read_json(null))]
     return "\n".join(lines)
+
+
+def _null_line(s: dict) -> str:
+    """The permuted-label null in one sentence: its skill and whether it claimed anything."""
+    r2 = ", ".join(f"{_label(p)} {_num(v, 2)}" for p, v in s["skill"]["r2"].items())
+    n = len(s.get("claims") or [])
+    verdict = f"{n} claim(s), which the real run must not trust" if n else "no claim"
+    sig = sum(1 for c in s.get("claim_checks") or [] if c["ci95"][0] > 0 or c["ci95"][1] < 0)
+    return (
+        f"Permuted-label null (the same pipeline on training labels shuffled across cosmologies, "
+        f"one seed): SOP test R² {r2}; {verdict}. {sig} of "
+        f"{len(s.get('claim_checks') or [])} candidate effects still have a 95% CI excluding 0 "
+        "there: a CI alone does not make a finding, which is why claims need skill."
+    )
 
 
 def demo_baselines(results: Path) -> str:
