@@ -204,7 +204,10 @@ def contribution_bars(path: str | os.PathLike, summary: dict[str, Any]) -> Path:
                error_kw={"lw": 1})  # fmt: skip
         ax.hlines([base[tn]] * len(names), x - width / 2, x + width / 2, colors="k", lw=2)
     ax.plot([], [], color="k", lw=2, label="base rate (uniform selector)")
-    ax.set_xticks(np.arange(len(names)), names)
+    # the skill of the model explained goes with its attribution (R², mean over seeds)
+    r2 = summary.get("skill", {}).get("r2", {})
+    labels = [f"{p}\nSOP test R² {r2[p]:.2f}" if r2.get(p) is not None else p for p in names]
+    ax.set_xticks(np.arange(len(names)), labels)
     ax.set_xlabel("parameter")
     ax.set_ylabel("mean summed selector weight per map")
     ax.set_ylim(0, 1.05)
