@@ -55,9 +55,12 @@ def test_slurm_dry_run_plans_one_job_per_chunk(tmp_path):
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", plan.stdout, flags=re.M))
     assert counts["preprocess_chunk"] == str(CHUNKS) and counts["preprocess"] == "1"
     assert "simulate" not in counts and counts["train_cnn"] == "3"  # one per train.seeds
-    chunk_jobs = re.findall(r"sop-cosmo preprocess .* --chunks 16 --chunk (\d+) ", plan.stdout)
+    # the demo config runs the permuted-label null: its chunks are the same cut, a second time
+    assert counts.get("preprocess_chunk_null_permuted", str(CHUNKS)) == str(CHUNKS)
+    lines = [ln for ln in plan.stdout.splitlines() if "--permute-labels" not in ln]
+    chunk_jobs = re.findall(r"sop-cosmo preprocess .* --chunks 16 --chunk (\d+) ", "\n".join(lines))
     assert sorted(map(int, chunk_jobs)) == list(range(CHUNKS))
-    gather = re.search(r"sop-cosmo gather --out \S+ (.*) --quiet", plan.stdout)
+    gather = re.search(r"sop-cosmo gather --out \S+ (.*) --quiet", "\n".join(lines))
     assert gather and len(gather.group(1).split()) == CHUNKS
 
 
