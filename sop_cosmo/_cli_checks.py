@@ -136,6 +136,9 @@ def check_paths(
     """Check every path option of ``command`` (``(flag, help, kind)`` each), then ``--backbone``
     and ``--device`` when the command has them. Raises ValueError or FileNotFoundError with
     one line; creates nothing."""
+    if getattr(args, "null_summary", None):  # a file check only, before any model is loaded
+        need = "the permuted-label null's summary.json, or leave the option out"
+        _readable_file("--null-summary", Path(args.null_summary), need)
     for flag, _help, kind in paths:
         path = Path(getattr(args, _dest(flag)))
         if kind == PATCHES:

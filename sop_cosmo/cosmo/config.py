@@ -305,6 +305,11 @@ class AnalyzeConfig(Thresholds):
         0.5, "no claim unless every seed's test R² ≥ this on every parameter (the skill gate)"
     )
     min_cosmologies: int = _opt(5, "no claim from fewer test cosmologies (bootstrap units)")
+    null_summary: str | None = _opt(
+        None,
+        "summary.json of the permuted-label null's analysis: no claim unless its |value| "
+        "exceeds the null's for the same candidate, and none if the null made a claim",
+    )
     n_boot: int = _opt(1000, "bootstrap resamples over test cosmologies (and seeds)")
     max_maps: int | None = _opt(None, "analyse at most this many test maps, spread evenly")
     seed: int = _opt(0, "bootstrap seed")
@@ -342,7 +347,8 @@ class NullsConfig:
     permuted_labels: bool = _opt(
         False,
         "also preprocess with permute_labels, train a CNN and an SOP on it (the first of "
-        "train.seeds) and analyse them into results/analyze_null_permuted/",
+        "train.seeds) and analyse them into results/analyze_null_permuted/; the real analysis "
+        "then gates its claims on that summary (analyze --null-summary)",
     )
 
 

@@ -324,3 +324,24 @@ def test_region_importance_and_predicted_vs_true(run):
     assert e["region_importance"]["cluster"]["s8"]["area_fraction"] == pytest.approx(
         np.mean(nu >= 4.0)
     )
+
+
+def test_a_null_summary_gates_every_candidate(run, tmp_path):
+    # Without --null-summary the gate is "not run"; every candidate has its detectable size.
+    plain = _strict((run["ensemble"] / "summary.json").read_text())
+    assert plain["null_gate"] is None
+    assert all(c["null_gate"] == "not run" and c["null_value"] is None
+               for c in plain["claim_checks"])  # fmt: skip
+    assert all(c["detectable"] > 0 for c in plain["claim_checks"])
+    assert "the run could have detected (80% power, two-sided 5%)" in plain["no_claim"]
+    # The run as its own null: the same values, so none exceeds the null's.
+    out = tmp_path / "N"
+    assert main(["analyze", "--checkpoint", str(run["sops"][0]), "--ensemble", str(run["sops"][1]),
+                 "--data", str(run["test"]), "--out", str(out), "--n-boot", "200",
+                 "--device", "cpu", "--quiet",
+                 "--null-summary", str(run["ensemble"] / "summary.json")]) == 0  # fmt: skip
+    s = _strict((out / "summary.json").read_text())
+    assert s["null_gate"]["summary"] == str(run["ensemble"] / "summary.json")
+    assert s["null_gate"]["n_claims"] == 0
+    for c, own in zip(s["claim_checks"], plain["claim_checks"], strict=True):
+        assert c["null_gate"] == "failed" and c["null_value"] == own["value"] == c["value"]

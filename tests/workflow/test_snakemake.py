@@ -92,8 +92,12 @@ NULL_RULES = ("preprocess_null_permuted", "train_cnn_null_permuted", "train_sop_
 
 
 def test_permuted_label_null_is_planned_only_when_asked(tmp_path):
-    # .test/ asks for it; config/config.yaml (the package default) does not
-    assert not set(NULL_RULES) & set(dry_run_jobs(fresh=tmp_path / "default"))
+    # .test/ and the demo (config/config.yaml) ask for it; the package default does not
+    no_null = tmp_path / "no_null.yaml"
+    no_null.write_text("nulls:\n  permuted_labels: false\n")
+    off_jobs = dry_run_jobs("--configfile", "config/config.yaml", str(no_null),
+                            fresh=tmp_path / "default")  # fmt: skip
+    assert not set(NULL_RULES) & set(off_jobs) and "analyze" in off_jobs
     fresh = tmp_path / "null"
     out = (f"results={fresh / 'results'}", f"logs={fresh / 'logs'}")
     plan = snakemake("--cores", "2", "--dry-run", "-p", "--configfile", ".test/config.yaml",
@@ -110,6 +114,16 @@ def test_permuted_label_null_is_planned_only_when_asked(tmp_path):
     analyze = (rf"sop-cosmo analyze --checkpoint \S+/train_null_permuted/sop/seed0/model\.pt"
                rf" --data {null}/test\.h5 --out \S+/analyze_null_permuted ")  # fmt: skip
     assert re.search(analyze, plan.stdout), plan.stdout
+    # the real analysis gates its claims on the null's summary; the null's own does not
+    summary = fresh / "results" / "analyze_null_permuted" / "summary.json"
+    (real,) = re.findall(r"sop-cosmo analyze .* --out \S+/analyze .*", plan.stdout)
+    assert f"--null-summary {summary} " in real
+    (own,) = re.findall(r"sop-cosmo analyze .* --out \S+/analyze_null_permuted .*", plan.stdout)
+    assert "--null-summary" not in own
+    off = snakemake("--cores", "2", "--dry-run", "-p", "--configfile", ".test/config.yaml",
+                    str(no_null), "--config", *out)  # fmt: skip
+    assert off.returncode == 0 and "sop-cosmo analyze" in off.stdout, off.stdout + off.stderr
+    assert "--null-summary" not in off.stdout
 
 
 @pytest.mark.parametrize(

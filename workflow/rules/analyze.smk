@@ -2,11 +2,13 @@
 # relies on them; the same test maps through captum baselines; controls with known answers.
 # The science is in sop_cosmo.cosmo.stages (analyse, attribute, controls) and sop_cosmo.attribution.
 # The analysis takes the SOP of every training seed (CIs over test cosmologies × seeds); the
-# baselines explain the first seed's.
+# baselines explain the first seed's. With nulls.permuted_labels the analysis also takes the
+# permuted-label null's summary (nulls.smk) and gates its claims on it (--null-summary).
 
 
 rule analyze:
     input:
+        unpack(lambda wildcards: null_input()),
         models=sop_models(),
         data=RESULTS / "patches" / "test.h5",
     output:
@@ -57,9 +59,10 @@ rule analyze:
         out=RESULTS / "analyze",
         checkpoints=lambda wildcards, input: checkpoint_flags(input.models),
         flags=flags("analyze", device=config["train"]["device"]),
+        null=null_flag,
     shell:
         "sop-cosmo analyze {params.checkpoints} --data {input.data} --out {params.out}"
-        " {params.flags} --quiet > {log} 2>&1"
+        " {params.flags} {params.null} --quiet > {log} 2>&1"
 
 
 rule baselines:

@@ -91,6 +91,22 @@ def checkpoint_flags(models):
     return f"--checkpoint {first}" + (f" --ensemble {' '.join(rest)}" if rest else "")
 
 
+# The permuted-label null's analysis (nulls.smk); with nulls.permuted_labels the real analysis
+# gates its claims on it.
+NULL_SUMMARY = RESULTS / "analyze_null_permuted" / "summary.json"
+
+
+def null_input():
+    """{"null": the null's summary.json} when nulls.permuted_labels is on, else nothing."""
+    return {"null": NULL_SUMMARY} if config["nulls"]["permuted_labels"] else {}
+
+
+def null_flag(wildcards, input):
+    """--null-summary PATH when the rule has a null input (the null's own analysis has none)."""
+    null = input.get("null")
+    return f"--null-summary {shlex.quote(str(null))}" if null else ""
+
+
 def all_outputs():
     """Final targets of the workflow."""
     targets = [RESULTS / "theory" / "theory.csv", RESULTS / "theory" / "theory.png"]
@@ -107,5 +123,5 @@ def all_outputs():
         RESULTS / "report" / "void_cluster_findings.html",
     ]
     if config["nulls"]["permuted_labels"]:  # nulls.smk
-        targets.append(RESULTS / "analyze_null_permuted" / "summary.json")
+        targets.append(NULL_SUMMARY)
     return targets

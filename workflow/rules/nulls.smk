@@ -88,13 +88,14 @@ use rule train_sop as train_sop_null_permuted with:
     priority: 0
 
 
+# Its input replaces the real analysis's, so it does not take its own summary as the null.
 use rule analyze as analyze_null_permuted with:
     input:
         models=[NULL_SOP],
         data=NULL_PATCHES / "test.h5",
     output:
         summary=report(
-            RESULTS / "analyze_null_permuted" / "summary.json",
+            NULL_SUMMARY,
             category="Nulls",
             labels={"file": "summary.json (permuted labels)"},
         ),

@@ -151,15 +151,21 @@ def percentile_ci(boot: ArrayLike, level: float = LEVEL) -> NDArray[np.float64]:
 
 
 def paired_differences(
-    a: ArrayLike, b: ArrayLike, *, n_boot: int, seed: int
+    a: ArrayLike, b: ArrayLike, *, units: ArrayLike | None = None, n_boot: int, seed: int
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Mean over maps of ``a − b`` and its paired percentile CI (resampling keeps rows paired).
 
     ``a`` and ``b`` are (N, ...) with one row per map, the same maps in the same order.
-    Returns the means (...) and the intervals (..., 2).
+    ``units`` (N,) gives each map's cosmology: the resamples draw cosmologies, all maps of a
+    drawn cosmology together (:func:`ensemble_bootstrap_means`); None draws maps. Returns the
+    means (...) and the intervals (..., 2).
     """
-    diff = np.asarray(a) - np.asarray(b)
-    ci = percentile_ci(bootstrap_means(diff, n_boot, seed))
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if units is None:
+        boot = bootstrap_means(diff, n_boot, seed)
+    else:
+        boot = ensemble_bootstrap_means(diff[None], units, n_boot=n_boot, seed=seed)
+    ci = percentile_ci(boot)
     flat = diff.reshape(diff.shape[0], -1)
     means = np.array([flat[:, j].mean() for j in range(flat.shape[1])])  # column by column
     return means.reshape(diff.shape[1:]), ci
@@ -197,6 +203,11 @@ def _entries(m_c: NDArray, ci_c: NDArray | None, names: list[str], k: int) -> di
             entry["ci95"] = {tn: _ci_list(ci_c[j * k + i]) for i, tn in enumerate(TYPE_NAMES)}
         out[name] = entry
     return out
+
+
+def _se(boot: NDArray) -> NDArray:
+    """Bootstrap standard error per column (0 with a single resample)."""
+    return boot.std(0, ddof=1) if boot.shape[0] > 1 else np.zeros(boot.shape[1:])
 
 
 def _valued(m: NDArray, ci: NDArray, offset: int = 0) -> dict[str, dict[str, Any]]:
@@ -261,7 +272,9 @@ def contributions(
         ({type: {"value", "ci95"}}), ``difference_params`` ([a, b]), ``base_rates`` ({type:
         mean per-map fraction of groups}, the weight a uniform selector would give),
         ``preference`` ({p: {type: {"value", "ci95"}}}: contribution − base rate, paired),
-        ``per_seed`` (one dict per seed with the same keys, CIs over cosmologies only),
+        ``se`` ({"differences": {type: SE}, "preference": {p: {type: SE}}}: the standard
+        deviation of the bootstrap replicates), ``per_seed`` (one dict per seed with the same
+        keys, CIs over cosmologies only),
         ``bootstrap_unit`` ("cosmology" or "map"), ``n_units`` and ``n_seeds``. Means are
         over every (seed, map).
     """
@@ -282,9 +295,10 @@ def contributions(
     def summarise(values: NDArray) -> dict[str, Any]:
         means = values.mean((0, 1))
         boot = ensemble_bootstrap_means(values, cosmo_id, n_boot=n_boot, seed=seed)
-        ci = percentile_ci(boot)
+        ci, se = percentile_ci(boot), _se(boot)
         m_c, m_d, m_p, m_f = (means[bounds[i] : bounds[i + 1]] for i in range(4))
         ci_c, ci_d, ci_p = (ci[bounds[i] : bounds[i + 1]] for i in range(3))
+        se_d, se_p = se[bounds[1] : bounds[2]], se[bounds[2] : bounds[3]]
         res: dict[str, Any] = {"contributions": _entries(m_c, ci_c, names, k)}
         res["preference"] = {
             name: _valued(m_p, ci_p, j * k) for j, name in enumerate(names)
@@ -292,6 +306,15 @@ def contributions(
         if a is not None:
             res["differences"] = _valued(m_d, ci_d)
         res["base_rates"] = {tn: float(m_f[i]) for i, tn in enumerate(TYPE_NAMES)}
+        # bootstrap SEs, for the smallest detectable effect of each candidate (claims)
+        res["se"] = {
+            "preference": {
+                name: {tn: float(se_p[j * k + i]) for i, tn in enumerate(TYPE_NAMES)}
+                for j, name in enumerate(names)
+            }
+        }
+        if a is not None:
+            res["se"]["differences"] = {tn: float(se_d[i]) for i, tn in enumerate(TYPE_NAMES)}
         return res
 
     result = summarise(stacked)

@@ -40,7 +40,7 @@ from sop_cosmo.cosmo.contracts.patchfile import (
 )
 from sop_cosmo.cosmo.dataset import Normalization
 from sop_cosmo.cosmo.maths.bootstrap import contributions, difference_pair
-from sop_cosmo.cosmo.maths.claims import make_claims
+from sop_cosmo.cosmo.maths.claims import check_null_summary, make_claims
 from sop_cosmo.cosmo.maths.group_types import (
     STAT_NAMES,
     TYPE_NAMES,
@@ -164,6 +164,23 @@ def _check_config(cfg: AnalyzeConfig) -> None:
             raise ValueError(f"{name}: expected a finite number, got {getattr(cfg, name)}")
 
 
+def _read_null(path: str | None) -> dict[str, Any] | None:
+    """The permuted-label null's summary (``--null-summary``), checked; None when not given."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(
+            f"null_summary: {p}: no such file; give the permuted-label null's summary.json "
+            "(results/analyze_null_permuted/summary.json), or leave --null-summary out"
+        )
+    try:
+        null = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"null_summary: {p}: not JSON ({err}); give a summary.json") from err
+    return check_null_summary(null, str(p))
+
+
 def _load_all(paths: Sequence[Path], device: str) -> list[tuple[torch.nn.Module, Checkpoint]]:
     """Every SOP of the ensemble, checked to see the same inputs and targets as the first."""
     if len({str(p.resolve()) for p in paths}) != len(paths):
@@ -242,6 +259,7 @@ def analyze(
     """
     cfg = resolve(AnalyzeConfig, config, overrides)
     _check_config(cfg)
+    null = _read_null(cfg.null_summary)  # before any model is loaded: a typo fails at once
     noise = cfg.type_units == "noise"
     paths = [Path(checkpoint), *(Path(p) for p in ensemble)]
     data, out = Path(data), Path(out_dir)
@@ -284,7 +302,7 @@ def analyze(
     contrib = contributions(weights, types, names, cosmo_id=cosmo_id, n_boot=cfg.n_boot,
                             seed=cfg.seed)  # fmt: skip
     skill = ensemble_skill([r["skill"] for r in runs], cfg.min_r2)
-    gate = make_claims(contrib, skill, min_cosmologies=cfg.min_cosmologies)
+    gate = make_claims(contrib, skill, min_cosmologies=cfg.min_cosmologies, null=null)
     # Pooled over seeds (seed after seed along the map axis) for rates, purity and the sweep.
     stats = {k: np.concatenate([r["stats"][k] for r in runs]) for k in STAT_NAMES}
     w_all, t_all = weights.reshape(-1, *weights.shape[2:]), types.reshape(-1, types.shape[-1])
@@ -304,6 +322,10 @@ def analyze(
         "claims": gate["claims"],
         "no_claim": gate["no_claim"],
         "claim_checks": gate["claim_checks"],
+        "null_gate": None if null is None else {
+            "summary": str(cfg.null_summary), "permute_labels": null.get("permute_labels"),
+            "n_claims": len(null["claims"]), "no_claim": null.get("no_claim"),
+        },
         "type_units": cfg.type_units,
         "sigma_noise": None if sigma is None else [float(v) for v in sigma],
         "typed_bins": labels if noise else [b_label],

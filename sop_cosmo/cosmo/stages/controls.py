@@ -174,31 +174,37 @@ def untrained_checkpoint(
     return save_checkpoint(state, out_path)
 
 
-def _per_map_differences(groups_h5: str | os.PathLike) -> NDArray[np.float64]:
-    """Per map and type, Σ_g∈type (w_Ωm − w_σ8), (N, 3), from an analysis' ``groups.h5``."""
+def _per_map_differences(
+    groups_h5: str | os.PathLike,
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Per map and type, Σ_g∈type (w_Ωm − w_σ8), (N, 3), and each map's cosmology (N,), from
+    an analysis' ``groups.h5``."""
     with h5py.File(groups_h5, "r") as f:
         weights, types = f["weights"][()], f["types"][()]
+        cosmo_id = f["cosmo_id"][()]
         names = [str(n) for n in f.attrs["param_names"]]
     per_type = type_weights(weights, types)  # (N, P, 3)
-    return per_type[:, names.index("Om")] - per_type[:, names.index("s8")]  # GROUP_TYPES order
+    diff = per_type[:, names.index("Om")] - per_type[:, names.index("s8")]  # GROUP_TYPES order
+    return diff, np.asarray(cosmo_id)
 
 
 def paired_gain(
     trained_groups: str | os.PathLike, untrained_groups: str | os.PathLike, *, n_boot: int,
     seed: int,
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Trained minus untrained difference per type, with a paired bootstrap CI over maps.
+    """Trained minus untrained difference per type, with a paired bootstrap CI over cosmologies.
 
     Both ``groups.h5`` files must come from analyses of the same maps (same order). For each
     map and type the difference is Σ_g∈type (w_Ωm − w_σ8); the gain is its mean over maps for
-    the trained model minus the untrained one; resampling maps keeps the pairs together
-    (:func:`~sop_cosmo.cosmo.maths.bootstrap.paired_differences`).
+    the trained model minus the untrained one. The resamples draw test cosmologies, all maps
+    of a drawn cosmology together, as the analysis does, and keep the trained/untrained pairs
+    together (:func:`~sop_cosmo.cosmo.maths.bootstrap.paired_differences`).
     """
-    a, b = _per_map_differences(trained_groups), _per_map_differences(untrained_groups)
-    if a.shape != b.shape:
+    (a, ids), (b, ids_b) = (_per_map_differences(p) for p in (trained_groups, untrained_groups))
+    if a.shape != b.shape or not np.array_equal(ids, ids_b):
         raise ValueError(f"{trained_groups}, {untrained_groups}: analyses of different map sets "
                          f"({a.shape[0]} vs {b.shape[0]} maps)")  # fmt: skip
-    value, ci = paired_differences(a, b, n_boot=n_boot, seed=seed)  # (3,), (3, 2)
+    value, ci = paired_differences(a, b, units=ids, n_boot=n_boot, seed=seed)  # (3,), (3, 2)
     return {
         t: {"value": float(value[i]), "ci95": [float(ci[i, 0]), float(ci[i, 1])],
             "trained": float(a[:, i].mean()), "untrained": float(b[:, i].mean())}
