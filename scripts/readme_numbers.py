@@ -148,7 +148,7 @@ def demo_analysis(results: Path) -> str:
         active = ", ".join(f"{_label(p)} {_num(v, 1)}" for p, v in s["mean_active_groups"].items())
         facts.append(f"active groups of {s['n_groups']}: {active}")
     lines.append("; ".join(facts) + ".")
-    claims = [c["text"] if isinstance(c, dict) else str(c) for c in s.get("claims") or []]
+    claims = [_claim_text(c, s) for c in s.get("claims") or []]
     if claims:
         lines += ["", "Claims the analysis makes:", *(f"- {c}" for c in claims)]
     elif s.get("no_claim"):
@@ -157,6 +157,17 @@ def demo_analysis(results: Path) -> str:
     if null.is_file():
         lines += ["", _null_line(_read_json(null))]
     return "\n".join(lines)
+
+
+def _claim_text(claim: dict | str, s: dict) -> str:
+    """A claim's text, with the same candidate's effect in the permuted-label null if one ran."""
+    if not isinstance(claim, dict):
+        return str(claim)
+    key = ("type", "parameter", "compared_to")
+    for check in s.get("claim_checks") or []:
+        if all(check.get(k) == claim.get(k) for k in key) and check.get("null_value") is not None:
+            return f"{claim['text']}; the permuted-label null gave {check['null_value']:+.3f}"
+    return claim["text"]
 
 
 def _null_line(s: dict) -> str:
