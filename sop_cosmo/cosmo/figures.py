@@ -29,6 +29,7 @@ __all__ = [
     "TYPE_COLORS",
     "contribution_bars",
     "controls_figure",
+    "distinct_selected",
     "groups_gallery",
     "sweep_curves",
     "weight_histograms",
@@ -84,6 +85,36 @@ def _outline(
     return np.concatenate(segs) * scale
 
 
+def distinct_selected(masks: NDArray, weights: NDArray) -> list[tuple[int, float, int]]:
+    """The distinct non-empty masks among one map's selected groups, heaviest first.
+
+    Groups with equal masks are one region: it is drawn once, with their summed weight, so a
+    collapsed generator shows as one outline marked "(k×)", never as k copies on top of each
+    other.
+
+    Parameters
+    ----------
+    masks : numpy.ndarray
+        (G, gh, gw) one map's grid masks.
+    weights : numpy.ndarray
+        (G,) the selector's weights for one parameter.
+
+    Returns
+    -------
+    list of (int, float, int)
+        (first group with that mask, summed weight, number of groups sharing it).
+    """
+    merged: dict[bytes, list] = {}
+    for g in np.argsort(-weights, kind="stable"):
+        if weights[g] <= 0 or not masks[g].any():
+            continue
+        key = np.asarray(masks[g], dtype=bool).tobytes()
+        entry = merged.setdefault(key, [int(g), 0.0, 0])
+        entry[1] += float(weights[g])
+        entry[2] += 1
+    return sorted((tuple(e) for e in merged.values()), key=lambda e: -e[1])
+
+
 def groups_gallery(
     path: str | os.PathLike,
     kappa: NDArray,
@@ -100,9 +131,9 @@ def groups_gallery(
     """κ patches with the outlines of the groups each parameter selects.
 
     One row per map (``n_maps`` spread evenly over the analysed maps), one column per
-    parameter. Each group with weight > 0 for that parameter is outlined in its type's colour,
-    with a line width growing with its weight; the weights of the three heaviest groups are
-    written at their centres.
+    parameter. Each distinct group with weight > 0 for that parameter
+    (:func:`distinct_selected`) is outlined in its type's colour, with a line width growing
+    with its weight; the weights of the three heaviest are written at their centres.
 
     Parameters
     ----------
@@ -143,12 +174,10 @@ def groups_gallery(
         for q, name in enumerate(param_names):
             ax = axes[r, q]
             im = ax.imshow(kappa[i], cmap="RdBu_r", norm=norm, extent=extent)
-            order = [g for g in np.argsort(-weights[i, :, q], kind="stable")
-                     if weights[i, g, q] > 0 and masks[i, g].any()]  # fmt: skip
+            order = distinct_selected(masks[i], weights[i, :, q])
             # heavier groups closer to their true border; lighter ones inset a little more
             step = 0.3 * p / max(1, len(order))
-            for rank, g in enumerate(order):
-                wg = float(weights[i, g, q])
+            for rank, (g, wg, copies) in enumerate(order):
                 outline = _outline(masks[i, g], p, (h, w), scale, inset=0.3 + rank * step)
                 color = TYPE_COLORS[int(types[i, g])]
                 ax.add_collection(LineCollection(outline, colors=color, linewidths=0.6 + 3 * wg))
@@ -160,7 +189,8 @@ def groups_gallery(
                     cx = ((xx[k] * p + min((xx[k] + 1) * p, w)) / 2 - 0.5) * scale
                     cy = ((yy[k] * p + min((yy[k] + 1) * p, h)) / 2 - 0.5) * scale
                     box = {"boxstyle": "round,pad=0.1", "fc": "w", "alpha": 0.7, "lw": 0}
-                    ax.text(cx, cy, f"{wg:.2f}", fontsize=7, ha="center", va="center", bbox=box)
+                    text = f"{wg:.2f}" if copies == 1 else f"{wg:.2f} ({copies}×)"
+                    ax.text(cx, cy, text, fontsize=7, ha="center", va="center", bbox=box)
             ax.set_title(f"map {i}: groups selected for {name}", fontsize=9)
             ax.set_xlabel(f"x [{unit}]")
             ax.set_ylabel(f"y [{unit}]")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sop_cosmo.cosmo.figures import _outline
+from sop_cosmo.cosmo.figures import _outline, distinct_selected, groups_gallery
 
 
 def _edges(segs):
@@ -37,3 +37,25 @@ def test_outline_inset_moves_sides_inwards_and_keeps_straight_joins():
     # both top sides moved down 0.5; they still meet at x = 2.5 (a straight join)
     assert len(tops) == 2
     assert sorted(tops[:, :, 0].ravel().tolist()) == [0.0, 2.5, 2.5, 5.0]
+
+
+def test_copies_of_one_mask_are_drawn_once_with_their_summed_weight():
+    masks = np.zeros((5, 2, 2), np.uint8)
+    masks[0, 0, 0] = masks[1, 0, 0] = masks[3, 0, 0] = 1  # groups 0, 1, 3: one region
+    masks[2, 1, 1] = 1
+    weights = np.array([0.2, 0.3, 0.4, 0.1, 0.0])  # group 4 (empty) is not selected
+    got = distinct_selected(masks, weights)
+    assert [(g, c) for g, _, c in got] == [(1, 3), (2, 1)]  # heaviest first, first of the copies
+    assert [w for _, w, _ in got] == pytest.approx([0.6, 0.4])
+    assert distinct_selected(masks, np.zeros(5)) == []
+
+
+def test_gallery_draws_a_collapsed_generator_as_one_outline(tmp_path):
+    rng = np.random.default_rng(0)
+    masks = np.zeros((1, 4, 2, 2), np.uint8)
+    masks[0, :, 0, 0] = 1  # every group the same cell
+    weights = np.full((1, 4, 1), 0.25)
+    path = groups_gallery(tmp_path / "g.png", rng.normal(size=(1, 8, 8)), masks, weights,
+                          np.zeros((1, 4), int), ["Om"], patch=4, n_maps=1)  # fmt: skip
+    assert path.stat().st_size > 0
+    assert distinct_selected(masks[0], weights[0, :, 0]) == [(0, 1.0, 4)]
