@@ -81,6 +81,17 @@ def _checkpoint(flag: str, path: Path, command: str, kind: str | None = None) ->
         raise ValueError(f"{flag} {one_line(err).removeprefix('checkpoint: ')}") from err
 
 
+def _null_summary(path: str) -> None:
+    """The stage's own check of ``--null-summary`` (the one there is), run before the other
+    paths so that a typo there fails first, with the option's name."""
+    from sop_cosmo.cosmo.analysis_files import read_null_summary
+
+    try:
+        read_null_summary(path)
+    except ValueError as err:
+        raise ValueError(f"--null-summary {one_line(err).removeprefix('null_summary: ')}") from err
+
+
 def _root(flag: str, path: Path) -> None:
     fix = "give the folder that contains CosmoGrid/ (`sop-cosmo simulate --out ROOT` writes one)"
     if not path.exists():
@@ -136,9 +147,8 @@ def check_paths(
     """Check every path option of ``command`` (``(flag, help, kind)`` each), then ``--backbone``
     and ``--device`` when the command has them. Raises ValueError or FileNotFoundError with
     one line; creates nothing."""
-    if getattr(args, "null_summary", None):  # a file check only, before any model is loaded
-        need = "the permuted-label null's summary.json, or leave the option out"
-        _readable_file("--null-summary", Path(args.null_summary), need)
+    if getattr(args, "null_summary", None):
+        _null_summary(args.null_summary)
     for flag, _help, kind in paths:
         path = Path(getattr(args, _dest(flag)))
         if kind == PATCHES:

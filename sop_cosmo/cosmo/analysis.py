@@ -3,7 +3,9 @@
 :func:`explain_maps` runs one SOP model over every analysed map and measures its groups, in
 noise units on every bin or with the anchor's per-patch rule; :func:`by_bin` types each bin
 alone; :func:`group_rows` lays the groups out as the rows of ``groups.csv``;
-:func:`region_importance_of` measures ΔMSE when the void or cluster pixels are replaced
+:func:`type_base_rates` types random masks of the selected groups' sizes
+(:mod:`sop_cosmo.cosmo.maths.base_rates`); :func:`region_importance_of` measures ΔMSE when
+the void or cluster pixels are replaced by the baseline or by a Gaussianised copy
 (:mod:`sop_cosmo.cosmo.maths.occlusion`). No file I/O.
 """
 
@@ -20,6 +22,7 @@ from tqdm.auto import tqdm
 from sop_cosmo.cosmo.config import AnalyzeConfig
 from sop_cosmo.cosmo.contracts.patchfile import PatchArrays
 from sop_cosmo.cosmo.dataset import Normalization
+from sop_cosmo.cosmo.maths.base_rates import random_grid_masks, type_shares
 from sop_cosmo.cosmo.maths.bootstrap import contributions
 from sop_cosmo.cosmo.maths.group_types import (
     STAT_NAMES,
@@ -34,12 +37,33 @@ from sop_cosmo.cosmo.maths.group_types import (
 )
 from sop_cosmo.cosmo.maths.occlusion import (
     Predictor,
+    phase_randomise,
     region_importance,
     region_masks_nu,
     region_masks_patch,
 )
 
-__all__ = ["by_bin", "explain_maps", "group_rows", "masked_predictor", "region_importance_of"]
+__all__ = [
+    "by_bin",
+    "explain_maps",
+    "group_rows",
+    "masked_predictor",
+    "region_importance_of",
+    "type_base_rates",
+]
+
+
+def _typing_stats(
+    kb: NDArray, pix: NDArray, cfg: AnalyzeConfig, sigma_noise: NDArray | None, b_index: int
+) -> tuple[dict[str, NDArray], dict[str, NDArray] | None]:
+    """Group statistics by the configured rule: pooled over bins in noise units (with the
+    per-bin ones), else the per-patch rule on bin ``b_index`` (per-bin None)."""
+    if sigma_noise is not None:
+        return group_statistics_nu(kb, pix, sigma_noise, nu_void=cfg.nu_void,
+                                   nu_cluster=cfg.nu_cluster)  # fmt: skip
+    stats = group_statistics(kb[:, b_index], pix, void_sigma=cfg.void_sigma,
+                             cluster_sigma=cfg.cluster_sigma)  # fmt: skip
+    return stats, None
 
 
 def explain_maps(
@@ -78,20 +102,12 @@ def explain_maps(
             preds_l.append(res.prediction.float().cpu().numpy())
             pix = upsample_masks(grid, (h, w), patch=patch)
             kb = kappa[s : s + cfg.batch_size].astype(np.float64)
-            if noise:
-                pooled, per_bin = group_statistics_nu(
-                    kb, pix, sigma_noise, nu_void=cfg.nu_void, nu_cluster=cfg.nu_cluster
-                )
-                stats_l.append(pooled)
-                bins_l.append(per_bin)
-                for cs in sweep_sigmas:
-                    sweep_l[cs].append(cluster_fraction_nu(kb, pix, sigma_noise, cs))
-            else:
-                k1 = kb[:, b_index]
-                stats_l.append(group_statistics(k1, pix, void_sigma=cfg.void_sigma,
-                                                cluster_sigma=cfg.cluster_sigma))  # fmt: skip
-                for cs in sweep_sigmas:
-                    sweep_l[cs].append(cluster_fraction(k1, pix, cs))
+            pooled, per_bin = _typing_stats(kb, pix, cfg, sigma_noise, b_index)
+            stats_l.append(pooled)
+            bins_l.append(per_bin)
+            for cs in sweep_sigmas:
+                sweep_l[cs].append(cluster_fraction_nu(kb, pix, sigma_noise, cs) if noise
+                                   else cluster_fraction(kb[:, b_index], pix, cs))  # fmt: skip
             bar.update(len(x))
     bar.close()
     t_mean, t_std = np.asarray(norm.target_mean), np.asarray(norm.target_std)
@@ -194,9 +210,11 @@ def region_importance_of(
     *, sigma_noise: NDArray | None, b_index: int, runs: Sequence[dict[str, Any]],
     progress: bool,
 ) -> dict[str, Any]:  # fmt: skip
-    """``summary.json``'s ``region_importance``: ΔMSE per region type and parameter when the
-    void or cluster pixels (the typing's pixel rule, in ``cfg.type_units``) are replaced by
-    each model's baseline, with the area-matched random control, bootstrapped over test
+    """``summary.json``'s ``region_importance`` (``"baseline"``) and
+    ``region_importance_gaussianised`` (``"gaussianised"``): ΔMSE per region type and parameter
+    when the void or cluster pixels (the typing's pixel rule, in ``cfg.type_units``) are
+    replaced by each model's baseline, or by the pixels of a phase-randomised copy of the map
+    (seeded by ``cfg.seed``), each with the area-matched random control, bootstrapped over test
     cosmologies × seeds like the weight shares (``runs`` give the unreplaced predictions)."""
     if sigma_noise is not None:
         regions = region_masks_nu(patches.kappa, sigma_noise, nu_void=cfg.nu_void,
@@ -211,9 +229,46 @@ def region_importance_of(
                          desc=f"region importance seed {i + 1}/{len(loaded)}")
         for i, (model, ckpt) in enumerate(loaded)
     ]  # fmt: skip
-    return region_importance(
-        predictors, patches.kappa, patches.params, regions,
-        list(Normalization.from_dict(loaded[0][1].norm).param_names),
-        cosmo_id=patches.cosmo_id, n_boot=cfg.n_boot, seed=cfg.seed,
-        references=[r["preds"] for r in runs],
-    )  # fmt: skip
+    names = list(Normalization.from_dict(loaded[0][1].norm).param_names)
+    gaussian = phase_randomise(patches.kappa, np.random.default_rng([int(cfg.seed), 22]))
+    return {
+        replacement: region_importance(
+            predictors, patches.kappa, patches.params, regions, names,
+            cosmo_id=patches.cosmo_id, n_boot=cfg.n_boot, seed=cfg.seed,
+            references=[r["preds"] for r in runs], surrogate=surrogate,
+        )
+        for replacement, surrogate in (("baseline", None), ("gaussianised", gaussian))
+    }  # fmt: skip
+
+
+def type_base_rates(
+    runs: Sequence[dict[str, Any]], patches: PatchArrays, cfg: AnalyzeConfig, *,
+    sigma_noise: NDArray | None, b_index: int, patch: int | None, names: Sequence[str],
+) -> dict[str, Any]:  # fmt: skip
+    """``summary.json``'s ``type_base_rates``: the type shares of every seed's selected groups
+    (``generator``) next to those of random masks with as many attention cells on the same
+    maps (``random``, seeded by ``cfg.seed``), typed by the same rule; by count, and
+    ``weighted`` by each parameter's selector weights."""
+    kappa = patches.kappa
+    n, _, h, w = kappa.shape
+    rng = np.random.default_rng([int(cfg.seed), 21])  # the base rates' own stream
+    drawn = []
+    for r in runs:
+        for s in range(0, n, cfg.batch_size):
+            grid = random_grid_masks(r["masks"][s : s + cfg.batch_size], rng)
+            pix = upsample_masks(grid, (h, w), patch=patch)
+            kb = kappa[s : s + cfg.batch_size].astype(np.float64)
+            stats, _ = _typing_stats(kb, pix, cfg, sigma_noise, b_index)
+            drawn.append(classify_groups(stats, tau_void=cfg.tau_void,
+                                         tau_cluster=cfg.tau_cluster))  # fmt: skip
+    weights = np.concatenate([r["weights"] for r in runs])
+    own = type_shares(np.concatenate([r["types"] for r in runs]), weights, names)
+    rand = type_shares(np.concatenate(drawn), weights, names)
+    return {
+        "generator": own["groups"],
+        "random": rand["groups"],
+        "weighted": {"generator": own["weighted"], "random": rand["weighted"]},
+        "n_maps": int(n),
+        "n_seeds": len(runs),
+        "n_selected_groups": int((weights > 0).any(-1).sum()),
+    }

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from sop_cosmo._io import atomic_path
 from sop_cosmo.cosmo.config import GROUP_TYPES
+from sop_cosmo.cosmo.figures_importance import region_importance_bars
 from sop_cosmo.cosmo.figures_skill import predicted_vs_true
 
 __all__ = [
@@ -217,11 +218,14 @@ def contribution_bars(path: str | os.PathLike, summary: dict[str, Any]) -> Path:
     """Mean summed selector weight per group type and parameter, with 95% bootstrap CIs.
 
     Black ticks mark the base rate of each type (the weight a uniform selector would give):
-    a bar above its tick means the selector prefers that type beyond its prevalence.
+    a bar above its tick means the selector prefers that type beyond its prevalence. With
+    ``type_base_rates`` in the summary, open diamonds mark the same weights on random masks of
+    each group's size: what the weights would give that type by chance.
     """
     contrib = summary["contributions"]
     names = list(contrib)
     base = summary.get("base_rates", summary["group_type_rates"])
+    random = summary.get("type_base_rates", {}).get("weighted", {}).get("random")
     fig = Figure(figsize=(2.6 + 2.0 * len(names), 4.2), layout="constrained")
     ax = fig.subplots()
     width = 0.26
@@ -233,7 +237,11 @@ def contribution_bars(path: str | os.PathLike, summary: dict[str, Any]) -> Path:
         ax.bar(x, vals, width, color=color, label=tn, yerr=err, capsize=3,
                error_kw={"lw": 1})  # fmt: skip
         ax.hlines([base[tn]] * len(names), x - width / 2, x + width / 2, colors="k", lw=2)
+        if random is not None:
+            ax.plot(x, [random[p][tn] for p in names], "D", mfc="white", mec="k", ms=5)
     ax.plot([], [], color="k", lw=2, label="base rate (uniform selector)")
+    if random is not None:
+        ax.plot([], [], "D", mfc="white", mec="k", ms=5, label="random masks, same sizes")
     # the skill of the model explained goes with its attribution (R², mean over seeds)
     r2 = summary.get("skill", {}).get("r2", {})
     labels = [f"{p}\nSOP test R² {r2[p]:.2f}" if r2.get(p) is not None else p for p in names]
@@ -357,9 +365,13 @@ def write_figures(
     patch: int | None = None,
     pixel_arcmin: float | None = None,
 ) -> list[Path]:
-    """Write the five analysis figures into ``fig_dir``; returns their paths."""
+    """Write the analysis figures into ``fig_dir`` (six, five without region importance in
+    ``summary``); returns their paths."""
     d = Path(fig_dir)
     names = list(summary["param_names"])
+    importance = []
+    if "region_importance" in summary:
+        importance.append(region_importance_bars(d / "region_importance.png", summary))
     return [
         groups_gallery(
             d / "groups_gallery.png",
@@ -376,6 +388,7 @@ def write_figures(
         weight_histograms(d / "weight_hist.png", weights, types, names),
         sweep_curves(d / "threshold_sweep.png", sweep, summary),
         predicted_vs_true(d / "predicted_vs_true.png", summary),
+        *importance,
     ]
 
 

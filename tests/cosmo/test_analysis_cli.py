@@ -301,18 +301,25 @@ def test_noise_units_need_sigma_noise_in_the_file(run, tmp_path, capsys):
 def test_region_importance_and_predicted_vs_true(run):
     for out, n_seeds in ((run["out"], 1), (run["ensemble"], 2)):
         s = _strict((out / "summary.json").read_text())
-        ri = s["region_importance"]
-        assert set(ri) == {"void", "cluster"}
-        for t in ri:
-            assert set(ri[t]) == {"Om", "s8"}
-            for e in ri[t].values():
-                vals = [e["delta_mse"], e["random_delta_mse"], e["excess"], e["area_fraction"]]
-                assert all(isinstance(v, float) and np.isfinite(v) for v in vals)
-                assert _is_ci(e["ci95"]) and _is_ci(e["random_ci95"]) and _is_ci(e["excess_ci95"])
-                assert len(e["per_seed"]) == n_seeds
-                assert e["delta_mse"] == pytest.approx(np.mean(e["per_seed"]))
-        png = out / "figures" / "predicted_vs_true.png"
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        base, gauss = s["region_importance"], s["region_importance_gaussianised"]
+        for ri in (base, gauss):
+            assert set(ri) == {"void", "cluster"}
+            for t in ri:
+                assert set(ri[t]) == {"Om", "s8"}
+                for e in ri[t].values():
+                    vals = [e["delta_mse"], e["random_delta_mse"], e["excess"],
+                            e["area_fraction"]]  # fmt: skip
+                    assert all(isinstance(v, float) and np.isfinite(v) for v in vals)
+                    assert _is_ci(e["ci95"]) and _is_ci(e["random_ci95"])
+                    assert _is_ci(e["excess_ci95"])
+                    assert len(e["per_seed"]) == n_seeds
+                    assert e["delta_mse"] == pytest.approx(np.mean(e["per_seed"]))
+        # the same regions, replaced otherwise: the same areas, other ΔMSE
+        assert gauss["void"]["Om"]["area_fraction"] == base["void"]["Om"]["area_fraction"]
+        assert gauss["void"]["Om"]["delta_mse"] != base["void"]["Om"]["delta_mse"]
+        for name in ("predicted_vs_true", "region_importance"):
+            png = out / "figures" / f"{name}.png"
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # patch units type the last bin alone and replace it on every bin; noise units per bin
     s = _strict((run["out"] / "summary.json").read_text())
     with h5py.File(run["test"]) as f:
@@ -324,6 +331,30 @@ def test_region_importance_and_predicted_vs_true(run):
     assert e["region_importance"]["cluster"]["s8"]["area_fraction"] == pytest.approx(
         np.mean(nu >= 4.0)
     )
+
+
+def test_type_base_rates_of_random_masks(run):
+    for out, n_seeds in ((run["out"], 1), (run["ensemble"], 2)):
+        s = _strict((out / "summary.json").read_text())
+        b = s["type_base_rates"]
+        assert b["n_maps"] == 20 and b["n_seeds"] == n_seeds
+        with open(out / "groups.csv") as fh:
+            rows = list(csv.DictReader(fh))
+        chosen = [r for r in rows if float(r["weight_Om"]) > 0 or float(r["weight_s8"]) > 0]
+        assert b["n_selected_groups"] == len(chosen)
+        # the generator's share is that of its selected groups in groups.csv
+        for t in TYPE_NAMES:
+            share = sum(r["type"] == t for r in chosen) / len(chosen)
+            assert b["generator"][t] == pytest.approx(share)
+        for block in (b["generator"], b["random"], *b["weighted"]["generator"].values(),
+                      *b["weighted"]["random"].values()):  # fmt: skip
+            assert set(block) == set(TYPE_NAMES) and sum(block.values()) == pytest.approx(1.0)
+        # weighted by the selector, the generator's shares are the contributions
+        for p in ("Om", "s8"):
+            for t in TYPE_NAMES:
+                assert b["weighted"]["generator"][p][t] == pytest.approx(
+                    s["contributions"][p][t], abs=1e-6
+                )
 
 
 def test_a_null_summary_gates_every_candidate(run, tmp_path):

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from sop_cosmo.cli import main
+from sop_cosmo.cosmo.analysis_files import read_null_summary
 from sop_cosmo.cosmo.maths.bootstrap import contributions, paired_differences
 from sop_cosmo.cosmo.maths.claims import DETECTABLE_FACTOR, detectable, make_claims
-from sop_cosmo.cosmo.stages.analyse import _read_null, analyze
+from sop_cosmo.cosmo.stages.analyse import analyze
 from sop_cosmo.cosmo.stages.controls import paired_gain
 
 SKILLED = {"passed": True, "min_r2": 0.5, "r2_per_seed": {"Om": [0.7], "s8": [0.6]}}
@@ -178,17 +179,32 @@ def test_cli_null_summary_that_is_missing_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "A").exists()
 
 
+def test_cli_null_summary_is_checked_by_the_stage_reader_first(tmp_path, capsys):
+    # the command line runs the stage's own check, so a malformed file fails there too, before
+    # the missing checkpoint and before the output folder exists
+    bad = tmp_path / "summary.json"
+    bad.write_text("not json")
+    for null, says in ((bad, "not JSON"), (tmp_path, "is a folder, not a file")):
+        argv = ["analyze", "--checkpoint", str(tmp_path / "m.pt"), "--data",
+                str(tmp_path / "t.h5"), "--out", str(tmp_path / "A"), "--null-summary",
+                str(null), "--quiet"]  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"--null-summary {null}: {says}" in err
+        assert not (tmp_path / "A").exists()
+
+
 @pytest.mark.parametrize(("content", "says"), [("not json", "not JSON"),
                                                ('{"claims": []}', "no claim_checks")])  # fmt: skip
 def test_a_null_summary_that_is_not_a_summary_is_one_line(tmp_path, content, says):
     path = tmp_path / "summary.json"
     path.write_text(content)
     with pytest.raises(ValueError, match=says) as err:
-        _read_null(str(path))
+        read_null_summary(str(path))
     assert str(path) in str(err.value) and len(str(err.value).splitlines()) == 1
     # the stage checks it before loading any model, so a missing checkpoint is not reached
     with pytest.raises(ValueError, match="null_summary"):
         analyze(tmp_path / "m.pt", tmp_path / "t.h5", tmp_path / "A", null_summary=str(path))
     path.write_text(json.dumps(_null(0.1)))
-    assert _read_null(str(path))["claim_checks"][0]["value"] == 0.1
-    assert _read_null(None) is None
+    assert read_null_summary(str(path))["claim_checks"][0]["value"] == 0.1
+    assert read_null_summary(None) is None

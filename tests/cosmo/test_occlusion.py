@@ -1,6 +1,6 @@
 """ΔMSE importance of the void and cluster regions (sop_cosmo.cosmo.maths.occlusion): the pixel
-rules, the area-matched control, and a planted model that reads Ωm from the voids only and σ8
-from the peaks only."""
+rules, the area-matched control, the phase-randomised (Gaussianised) copy, and a planted model
+that reads Ωm from the voids only and σ8 from the peaks only."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ import torch
 from sop_cosmo.cosmo.analysis import masked_predictor
 from sop_cosmo.cosmo.dataset import Normalization
 from sop_cosmo.cosmo.maths.occlusion import (
+    phase_randomise,
     random_masks,
     region_importance,
     region_masks_nu,
@@ -58,6 +59,79 @@ def test_random_masks_match_the_area_per_patch_and_bin():
     np.testing.assert_allclose(freq, 2 / 16, atol=0.03)
 
 
+def _lognormal(n=40, seed=0):
+    """Skewed two-bin κ, the second bin correlated with the first (as tomographic bins are)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    g = ndimage.gaussian_filter(rng.standard_normal((n, 2, 32, 24)), (0, 0, 2, 2), mode="wrap")
+    g /= g.std()
+    k = np.exp(g) - np.exp(0.5)
+    k[:, 1] = 2 * k[:, 1] + 0.5 * k[:, 0]
+    return k
+
+
+def _skewness(x):
+    x = x.reshape(-1) - x.mean()
+    return float((x**3).mean() / (x**2).mean() ** 1.5)
+
+
+def test_phase_randomisation_keeps_the_spectra_and_changes_the_pixels():
+    kappa = _lognormal()
+    gauss = phase_randomise(kappa, np.random.default_rng(1))
+    assert gauss.shape == kappa.shape and gauss.dtype == np.float64
+    f, g = np.fft.rfft2(kappa), np.fft.rfft2(gauss)
+    # every bin's power spectrum, mode by mode, and the cross-spectrum of the two bins
+    np.testing.assert_allclose(np.abs(g), np.abs(f), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(g[:, 0] * g[:, 1].conj(), f[:, 0] * f[:, 1].conj(), atol=1e-8)
+    np.testing.assert_allclose(gauss.mean((2, 3)), kappa.mean((2, 3)), atol=1e-12)
+    np.testing.assert_allclose(gauss.var((2, 3)), kappa.var((2, 3)), rtol=1e-9)
+    # new pixels, Gaussian statistics: the lognormal skewness is gone
+    assert np.abs(gauss - kappa).mean() > 0.5 * kappa.std()
+    assert _skewness(kappa) > 3 and abs(_skewness(gauss)) < 0.5 * _skewness(kappa)
+    # seeded: the same generator state gives the same copy, another seed another one
+    np.testing.assert_array_equal(phase_randomise(kappa, np.random.default_rng(1)), gauss)
+    assert not np.allclose(phase_randomise(kappa, np.random.default_rng(2)), gauss)
+
+
+def test_the_gaussianised_replacement_takes_the_surrogate_pixels():
+    kappa = _lognormal(n=12, seed=3)
+    gauss = phase_randomise(kappa, np.random.default_rng(0))
+    params = np.stack([kappa.min((1, 2, 3)), kappa.std((2, 3)).mean(1)], 1)
+    unmasked = []
+
+    def minimum_and_spread(k, replace):
+        unmasked.append(replace is None)
+        k = k if replace is None else np.where(replace, 0.0, k)
+        return np.stack([k.min((1, 2, 3)), k.std((2, 3)).mean(1)], 1)
+
+    regions = region_masks_nu(kappa, [1.0, 2.0], nu_void=0.3, nu_cluster=2.0)
+    regions["all"] = np.ones_like(kappa, dtype=bool)
+    kw = {"cosmo_id": np.arange(12) // 3, "n_boot": 100, "seed": 0}
+    base = region_importance([minimum_and_spread], kappa, params, regions, NAMES, **kw)
+    # the baseline replacement passes the masks to the model (after the unreplaced reference)
+    assert unmasked[0] and not any(unmasked[1:])
+    unmasked.clear()
+    out = region_importance([minimum_and_spread], kappa, params, regions, NAMES,
+                            surrogate=gauss, **kw)  # fmt: skip
+    assert all(unmasked)  # the gaussianised one passes finished maps
+    assert {t: set(v) for t, v in out.items()} == {t: set(v) for t, v in base.items()}
+    # by hand: the region's pixels from the surrogate, the rest untouched
+    mixed = np.where(regions["void"], gauss, kappa)
+    want = ((minimum_and_spread(mixed, None) - params) ** 2).mean(0)
+    assert out["void"]["Om"]["delta_mse"] == pytest.approx(want[0])
+    assert out["void"]["Om"]["area_fraction"] == base["void"]["Om"]["area_fraction"]
+    # the whole map Gaussianised keeps each bin's variance: a readout of the spread loses
+    # nothing, while the baseline loses all of it; a readout of the minimum loses in both
+    spread_g, spread_b = out["all"]["s8"], base["all"]["s8"]
+    assert spread_g["delta_mse"] == pytest.approx(0.0, abs=1e-9 * spread_b["delta_mse"])
+    assert spread_b["delta_mse"] == pytest.approx(np.mean(params[:, 1] ** 2))
+    assert out["all"]["Om"]["delta_mse"] > 0 and out["all"]["Om"]["ci95"][0] > 0
+    with pytest.raises(ValueError, match="surrogate"):
+        region_importance([minimum_and_spread], kappa, params, regions, NAMES,
+                          surrogate=gauss[:, :1], **kw)  # fmt: skip
+
+
 def _planted():
     """Positive-control patches and a planted model: Ωm linear in the mean void part of κ,
     σ8 linear in the mean part above the plant's tail, each fitted on the training split."""
@@ -105,6 +179,12 @@ def test_the_planted_region_matters_more_than_the_other_and_than_its_area():
     mse = ((predict(kappa, regions["void"]) - y) ** 2).mean(0) - ((predict(kappa, None) - y)
                                                                   ** 2).mean(0)  # fmt: skip
     assert om_v["delta_mse"] == pytest.approx(mse[0])
+    # the plant's tail is non-Gaussian: a Gaussian field of the same spectrum in the cluster
+    # region does not carry it, so σ8 still loses its skill there, beyond as many random pixels
+    gauss = phase_randomise(kappa, np.random.default_rng(0))
+    g = region_importance([predict], kappa, test.params, regions, NAMES, cosmo_id=test.cosmo_id,
+                          n_boot=500, seed=0, surrogate=gauss)["cluster"]["s8"]  # fmt: skip
+    assert g["excess_ci95"][0] > 0 and g["delta_mse"] > 0.3 * s8_c["delta_mse"]
 
 
 def test_seeds_are_pooled_and_reported_and_a_blind_model_scores_zero():

@@ -16,6 +16,14 @@ A region can matter only because it is large, so an **area-matched control** rep
 random pixels of the same patch and bin (:func:`random_masks`) and reports ΔMSE for them; the
 **excess** ΔMSE(region) − ΔMSE(random) is paired on the same resamples.
 
+Two replacements are measured. **Baseline**: the region's pixels take the model's baseline,
+which removes everything the region carries. **Gaussianised**: they take the pixels of a
+phase-randomised copy of the same patch (:func:`phase_randomise`: every bin keeps its Fourier
+amplitudes, so its power spectrum, and the cross-spectra between bins, while the phases are
+drawn at random, so the copy is a Gaussian field of the same spectrum). The region then keeps
+its two-point statistics on average and loses its peaks, troughs and skewed one-point
+distribution: its ΔMSE is the part of the importance due to the non-Gaussian structure there.
+
 The regions are the pixel rule of the typing (:mod:`sop_cosmo.cosmo.maths.group_types`): in
 noise units per bin, void ν ≤ −ν_v and cluster ν ≥ ν_c, replaced on that bin
 (:func:`region_masks_nu`); in patch units κ/σ_patch on one bin, replaced on every bin
@@ -35,6 +43,7 @@ from sop_cosmo.cosmo.maths.bootstrap import ensemble_bootstrap_means, percentile
 __all__ = [
     "REGION_TYPES",
     "Predictor",
+    "phase_randomise",
     "random_masks",
     "region_importance",
     "region_masks_nu",
@@ -141,6 +150,37 @@ def random_masks(masks: ArrayLike, rng: np.random.Generator) -> NDArray[np.bool_
     return (ranks < counts[..., None]).reshape(n, c, h, w)
 
 
+def phase_randomise(kappa: ArrayLike, rng: np.random.Generator) -> NDArray[np.float64]:
+    """A Gaussian copy of every patch with the same power spectrum: random Fourier phases.
+
+    Per patch, every bin's 2-D FFT is multiplied by one field of unit-modulus phase factors
+    e^{iφ(k)}, the normalised FFT of real white noise: Hermitian (φ(−k) = −φ(k)), so the result
+    is real, and uniform, so the phases of the copy are random and its pixels Gaussian. Each
+    bin keeps its Fourier amplitudes (its periodic power spectrum), and because the bins of a
+    patch share φ their cross-spectra are kept too; the mean (k = 0) is kept exactly.
+
+    Parameters
+    ----------
+    kappa : array_like
+        (N, C, H, W) convergence, finite.
+    rng : numpy.random.Generator
+        Draws the white noise whose phases are used: one field per patch, shared by its
+        bins (a seeded generator gives the same copy again).
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C, H, W) float64: the copies, real, with the spectra and means of ``kappa``.
+    """
+    k = _check_kappa(kappa)
+    n, _, h, w = k.shape
+    noise = np.fft.rfft2(rng.standard_normal((n, 1, h, w)))
+    size = np.abs(noise)
+    phase = np.divide(noise, size, out=np.ones_like(noise), where=size > 0)
+    phase[..., 0, 0] = 1.0  # keep the mean (a white-noise mean would flip its sign half the time)
+    return np.fft.irfft2(np.fft.rfft2(k) * phase, s=(h, w))
+
+
 def _ci(values: NDArray) -> list[float]:
     return [float(values[0]), float(values[1])]
 
@@ -156,8 +196,12 @@ def region_importance(
     n_boot: int,
     seed: int,
     references: Sequence[NDArray] | None = None,
+    surrogate: ArrayLike | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """ΔMSE per region type and parameter, with its area-matched random control.
+
+    The replaced pixels take each predictor's baseline, or with ``surrogate`` the surrogate's
+    pixels (the gaussianised replacement); the random control is replaced the same way.
 
     Parameters
     ----------
@@ -180,6 +224,9 @@ def region_importance(
     references : sequence of array_like, optional
         (N, P) predictions on the unreplaced patches, one per predictor, when already known
         (they are computed otherwise).
+    surrogate : array_like, optional
+        (N, C, H, W) κ whose pixels replace the region's and the control's, e.g.
+        :func:`phase_randomise` of ``kappa``; None (default) replaces them by the baseline.
 
     Returns
     -------
@@ -200,11 +247,18 @@ def region_importance(
     for t, m in regions.items():
         if np.shape(m) != k.shape:
             raise ValueError(f"regions[{t!r}]: expected shape {k.shape}, got {np.shape(m)}")
-    rng = np.random.default_rng([int(seed), 20])  # the control's own stream
+    sur = None if surrogate is None else np.asarray(surrogate, dtype=np.float64)
+    if sur is not None and (sur.shape != k.shape or not np.isfinite(sur).all()):
+        raise ValueError(f"surrogate: expected finite values of shape {k.shape}, got {sur.shape}")
+    # the control's own stream: every replacement sees the same random pixels
+    rng = np.random.default_rng([int(seed), 20])
     controls = {t: random_masks(m, rng) for t, m in regions.items()}
 
-    def squared_error(predict: Predictor, mask: NDArray | None) -> NDArray:
-        pred = np.asarray(predict(k, mask), dtype=np.float64)
+    def squared_error(predict: Predictor, mask: NDArray) -> NDArray:
+        if sur is None:
+            pred = np.asarray(predict(k, mask), dtype=np.float64)
+        else:
+            pred = np.asarray(predict(np.where(mask, sur, k), None), dtype=np.float64)
         if pred.shape != y.shape or not np.isfinite(pred).all():
             raise ValueError(f"predictor: expected finite (N, P) = {y.shape} predictions, "
                              f"got {pred.shape}")  # fmt: skip

@@ -7,15 +7,18 @@ the groups. The stage first scores the models' skill (R² and the constant predi
 in noise units on every bin, or the anchor's per-patch rule), bootstraps the contributions of
 each group type over test cosmologies × seeds (:mod:`sop_cosmo.cosmo.maths.bootstrap`), gates
 the statements it could make (:mod:`sop_cosmo.cosmo.maths.claims`), sweeps the thresholds,
-and writes ``summary.json`` (docs/contracts.md, "summary.json"), ``groups.csv``,
-``groups.h5``, ``threshold_sweep.csv`` and the figures (:mod:`sop_cosmo.cosmo.figures`).
+types random masks of the selected groups' sizes for the type base rates
+(:mod:`sop_cosmo.cosmo.maths.base_rates`), measures ΔMSE when the void or cluster pixels are
+replaced by the baseline or Gaussianised (:mod:`sop_cosmo.cosmo.maths.occlusion`), and writes
+``summary.json`` (docs/contracts.md, "summary.json"), ``groups.csv``, ``groups.h5``,
+``threshold_sweep.csv`` and the figures (:mod:`sop_cosmo.cosmo.figures`), through
+:mod:`sop_cosmo.cosmo.analysis_files`.
 
 See ``docs/analysis.md`` for the definitions and how to read the outputs.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -23,24 +26,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
-from numpy.typing import NDArray
 
-from sop_cosmo._io import atomic_path
-from sop_cosmo.cosmo.analysis import by_bin, explain_maps, group_rows, region_importance_of
+from sop_cosmo.cosmo.analysis import (
+    by_bin,
+    explain_maps,
+    group_rows,
+    region_importance_of,
+    type_base_rates,
+)
+from sop_cosmo.cosmo.analysis_files import (
+    read_analysed_patches,
+    read_null_summary,
+    sigma_noise_of,
+    write_csv,
+    write_groups_h5,
+    write_json,
+)
 from sop_cosmo.cosmo.config import TYPE_UNITS, AnalyzeConfig, resolve
 from sop_cosmo.cosmo.contracts.checkpoint import Checkpoint
-from sop_cosmo.cosmo.contracts.patchfile import (
-    PatchArrays,
-    open_patch_file,
-    param_names,
-    read_patches,
-)
 from sop_cosmo.cosmo.dataset import Normalization
 from sop_cosmo.cosmo.maths.bootstrap import contributions, difference_pair
-from sop_cosmo.cosmo.maths.claims import check_null_summary, make_claims
+from sop_cosmo.cosmo.maths.claims import make_claims
 from sop_cosmo.cosmo.maths.group_types import (
     STAT_NAMES,
     TYPE_NAMES,
@@ -50,7 +58,7 @@ from sop_cosmo.cosmo.maths.group_types import (
     purity,
     type_weights,
 )
-from sop_cosmo.cosmo.maths.selection import map_indices, resolve_bin
+from sop_cosmo.cosmo.maths.selection import resolve_bin
 from sop_cosmo.cosmo.maths.skill import ensemble_skill, per_cosmology, skill_scores
 from sop_cosmo.cosmo.maths.sweep import (
     SWEEP_CLUSTER_SIGMA,
@@ -89,69 +97,6 @@ def _load_sop(
         raise ValueError(f"checkpoint: {checkpoint}: cannot load ({err})") from err
 
 
-def _read_patches(
-    data: Path, norm: Normalization, max_maps: int | None
-) -> tuple[PatchArrays, NDArray[np.int64]]:
-    """The analysed rows of ``data`` (checked against the checkpoint) and their indices."""
-    if not data.is_file():
-        raise ValueError(f"data: {data}: no such patch file; give DIR/test.h5")
-    with open_patch_file(data) as f:  # validates the patch-file schema
-        names = param_names(f)
-        n_total, c = f["kappa"].shape[:2]
-    if names != list(norm.param_names):
-        raise ValueError(
-            f"data: {data} has parameters {names}, the checkpoint was trained on "
-            f"{list(norm.param_names)}"
-        )
-    if c != len(norm.input_mean):
-        raise ValueError(
-            f"data: {data} has {c} tomographic bins, the checkpoint was trained on "
-            f"{len(norm.input_mean)}"
-        )
-    idx = map_indices(n_total, max_maps)
-    patches = read_patches(data, idx)
-    if not np.isfinite(patches.kappa).all():
-        raise ValueError(f"data: {data}: non-finite values in 'kappa'")
-    return patches, idx
-
-
-def _sigma_noise(attrs: dict[str, Any], data: Path, n_bins: int) -> NDArray[np.float64]:
-    """The file's σ_noise per bin; a file from before it was recorded is a one-line error."""
-    if "sigma_noise" not in attrs:
-        raise ValueError(
-            f"data: {data} has no sigma_noise attribute (written by sop-cosmo preprocess since "
-            "the noise-unit typing); rerun preprocess, or pass --type-units patch"
-        )
-    sigma = np.atleast_1d(np.asarray(attrs["sigma_noise"], dtype=np.float64))
-    if sigma.shape != (n_bins,) or not (np.isfinite(sigma).all() and (sigma > 0).all()):
-        raise ValueError(
-            f"data: {data}: sigma_noise {sigma.tolist()} is not one σ > 0 per bin ({n_bins}); "
-            "rerun preprocess"
-        )
-    return sigma
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    with atomic_path(path) as tmp:
-        # allow_nan=False: NaN would make the file invalid JSON for strict readers
-        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else [])
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _write_groups_h5(path: Path, arrays: dict[str, NDArray], attrs: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        for key, value in arrays.items():
-            f.create_dataset(key, data=value, compression="gzip", compression_opts=4)
-        for key, value in attrs.items():
-            f.attrs[key] = value
-
-
 def _check_config(cfg: AnalyzeConfig) -> None:
     check_tau(cfg.tau_void, cfg.tau_cluster)
     if cfg.type_units not in TYPE_UNITS:
@@ -162,23 +107,6 @@ def _check_config(cfg: AnalyzeConfig) -> None:
     for name in ("nu_void", "nu_cluster", "min_r2"):
         if not np.isfinite(float(getattr(cfg, name))):
             raise ValueError(f"{name}: expected a finite number, got {getattr(cfg, name)}")
-
-
-def _read_null(path: str | None) -> dict[str, Any] | None:
-    """The permuted-label null's summary (``--null-summary``), checked; None when not given."""
-    if path is None:
-        return None
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(
-            f"null_summary: {p}: no such file; give the permuted-label null's summary.json "
-            "(results/analyze_null_permuted/summary.json), or leave --null-summary out"
-        )
-    try:
-        null = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"null_summary: {p}: not JSON ({err}); give a summary.json") from err
-    return check_null_summary(null, str(p))
 
 
 def _load_all(paths: Sequence[Path], device: str) -> list[tuple[torch.nn.Module, Checkpoint]]:
@@ -259,7 +187,7 @@ def analyze(
     """
     cfg = resolve(AnalyzeConfig, config, overrides)
     _check_config(cfg)
-    null = _read_null(cfg.null_summary)  # before any model is loaded: a typo fails at once
+    null = read_null_summary(cfg.null_summary)  # before any model is loaded: a typo fails at once
     noise = cfg.type_units == "noise"
     paths = [Path(checkpoint), *(Path(p) for p in ensemble)]
     data, out = Path(data), Path(out_dir)
@@ -267,12 +195,12 @@ def analyze(
     norm = Normalization.from_dict(loaded[0][1].norm)
     names = list(norm.param_names)
     difference_pair(names)  # fails early, naming the parameters, when undefined
-    patches, idx = _read_patches(data, norm, cfg.max_maps)
+    patches, idx = read_analysed_patches(data, norm, cfg.max_maps)
     params, cosmo_id, attrs = patches.params, patches.cosmo_id, patches.attrs
     n, c = patches.kappa.shape[:2]
     b_index, b_label = resolve_bin(cfg.bin, c, attrs, data)
     labels = [int(v) for v in np.atleast_1d(attrs.get("bins", list(range(1, c + 1))))]
-    sigma = _sigma_noise(attrs, data, c) if noise else None
+    sigma = sigma_noise_of(attrs, data, c) if noise else None
     # The options the model was built with: the cell size of its attention grid.
     patch = loaded[0][1].options.get("attention_patch")
     patch = int(patch) if patch is not None else None
@@ -372,9 +300,13 @@ def analyze(
         "checkpoints": [str(p) for p in paths],
         "data": str(data),
     }  # fmt: skip
-    summary["region_importance"] = region_importance_of(loaded, patches, cfg, sigma_noise=sigma,
-                                                        b_index=b_index, runs=runs,
-                                                        progress=progress)  # fmt: skip
+    summary["type_base_rates"] = type_base_rates(
+        runs, patches, cfg, sigma_noise=sigma, b_index=b_index, patch=patch, names=names
+    )
+    importance = region_importance_of(loaded, patches, cfg, sigma_noise=sigma, b_index=b_index,
+                                      runs=runs, progress=progress)  # fmt: skip
+    summary["region_importance"] = importance["baseline"]
+    summary["region_importance_gaussianised"] = importance["gaussianised"]
     if noise:
         summary["by_bin"] = by_bin(runs, labels, names, cosmo_id, cfg)
 
@@ -387,8 +319,8 @@ def analyze(
         tau_void=sorted(set(SWEEP_TAU_VOID) | {float(cfg.tau_void)}),
         tau_cluster=sorted(set(SWEEP_TAU_CLUSTER) | {float(cfg.tau_cluster)}),
     )  # fmt: skip
-    _write_csv(out / "threshold_sweep.csv", sweep)
-    _write_csv(out / "groups.csv", group_rows(runs, names, idx, cosmo_id))
+    write_csv(out / "threshold_sweep.csv", sweep)
+    write_csv(out / "groups.csv", group_rows(runs, names, idx, cosmo_id))
     first = runs[0]
     kappa_bin = patches.kappa[:, b_index].astype(np.float64)
     arrays = {
@@ -426,7 +358,7 @@ def analyze(
         "checkpoints": json.dumps(summary["checkpoints"]),
         "data": str(data),
     }
-    _write_groups_h5(out / "groups.h5", arrays, h5_attrs)
+    write_groups_h5(out / "groups.h5", arrays, h5_attrs)
     if figures:
         from sop_cosmo.cosmo.figures import write_figures  # matplotlib only when drawing
 
@@ -435,6 +367,6 @@ def analyze(
             types=first["types"], summary=summary, sweep=sweep, patch=patch,
             pixel_arcmin=attrs.get("pixel_arcmin"),
         )  # fmt: skip
-    _write_json(out / "summary.json", summary)  # last: its presence means the run finished
+    write_json(out / "summary.json", summary)  # last: its presence means the run finished
     log.info("analyze %s on %s: %d maps, %d seed(s) -> %s", paths[0], data, n, len(runs), out)
     return summary

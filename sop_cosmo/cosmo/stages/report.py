@@ -22,7 +22,10 @@ __all__ = [
     "describe_controls",
     "describe_findings",
     "describe_skill",
+    "describe_type_base_rates",
     "load_json",
+    "region_importance_rows",
+    "type_base_rate_rows",
 ]
 
 
@@ -68,6 +71,74 @@ def contribution_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
                     "excess": block[t] - rates[t],
                 }
             )
+    return rows
+
+
+def type_base_rate_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per group type from ``type_base_rates``: its share of the SOP's selected groups
+    next to the share of random masks of the same sizes on the same maps, and per parameter the
+    type's weight share next to the same weights put on the random masks (empty for a summary
+    without the block)."""
+    block = summary.get("type_base_rates")
+    if not block:
+        return []
+    rows = []
+    for t in GROUP_TYPES:
+        row: dict[str, Any] = {
+            "type": t,
+            "selected groups": block["generator"][t],
+            "random masks": block["random"][t],
+            "groups − random": block["generator"][t] - block["random"][t],
+        }
+        for p, shares in block["weighted"]["generator"].items():
+            row[f"weight share {p}"] = shares[t]
+            row[f"random, {p} weights"] = block["weighted"]["random"][p][t]
+        rows.append(row)
+    return rows
+
+
+def describe_type_base_rates(summary: dict[str, Any]) -> str:
+    """Markdown: the type shares of the selected groups against random masks of their sizes."""
+    block = summary.get("type_base_rates")
+    if not block:
+        return "This summary has no random-mask base rates: rerun `sop-cosmo analyze`."
+    gen, rand = block["generator"], block["random"]
+    return (
+        f"Of the SOP's {block['n_selected_groups']} selected groups ({block['n_maps']} maps × "
+        f"{block['n_seeds']} seed(s)), "
+        + ", ".join(f"{gen[t]:.1%} are {t}" for t in GROUP_TYPES)
+        + "; random masks with as many attention cells on the same maps, typed by the same "
+        "rule, give "
+        + ", ".join(f"{rand[t]:.1%} {t}" for t in GROUP_TYPES)
+        + ". A type above its random share is picked out beyond what the group sizes give "
+        "by chance."
+    )
+
+
+def region_importance_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (region type, parameter): ΔMSE when the region is replaced by the baseline
+    and by the Gaussianised map, each with its 95% CI and its excess over as many random
+    pixels, and the baseline − gaussianised difference (the importance that a Gaussian field
+    of the same spectrum would also carry)."""
+    sources = {"baseline": summary.get("region_importance") or {},
+               "gaussianised": summary.get("region_importance_gaussianised") or {}}  # fmt: skip
+    rows = []
+    for t, per in sources["baseline"].items():
+        for p, e in per.items():
+            row: dict[str, Any] = {"region": t, "parameter": p, "replaced": e["area_fraction"]}
+            for name, block in sources.items():
+                if t not in block:
+                    continue
+                g = block[t][p]
+                row[f"ΔMSE {name}"] = g["delta_mse"]
+                row[f"{name} CI"] = "[{:.3g}, {:.3g}]".format(*g["ci95"])
+                row[f"excess {name}"] = g["excess"]
+                row[f"excess {name} CI"] = "[{:.3g}, {:.3g}]".format(*g["excess_ci95"])
+            if t in sources["gaussianised"]:
+                row["baseline − gaussianised"] = (
+                    e["delta_mse"] - sources["gaussianised"][t][p]["delta_mse"]
+                )
+            rows.append(row)
     return rows
 
 
@@ -184,12 +255,16 @@ def describe_baselines(rows: list[dict[str, Any]]) -> str:
 
 
 def describe_controls(controls: dict[str, Any]) -> str:
-    """Markdown verdicts of the positive and negative controls."""
+    """Markdown verdicts of the planted controls (positive, negative, swapped)."""
     meaning = {
         "positive": (
             "the analysis recovers a planted preference at this size",
             "the analysis could not recover a planted preference: a null result on real data "
             "would then say little",
+        ),
+        "swapped": (
+            "with the planted roles exchanged the verdict flips, so it follows the data",
+            "the verdict did not flip with the planted roles: it may follow the method",
         ),
         "negative": (
             "the method itself creates no spurious difference between the parameters",
