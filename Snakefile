@@ -21,6 +21,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/analyze.smk"
 include: "workflow/rules/nulls.smk"
+include: "workflow/rules/levels.smk"
 include: "workflow/rules/report.smk"
 
 

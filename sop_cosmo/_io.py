@@ -1,14 +1,16 @@
-"""Small I/O helpers shared by the package: atomic writes."""
+"""Small I/O helpers shared by the package: atomic writes, JSON reads that name the file."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "load_json"]
 
 
 @contextmanager
@@ -33,3 +35,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def load_json(path: str | os.PathLike, *, what: str) -> dict[str, Any]:
+    """Read a JSON file, with an error that names the file and ``what`` produces it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; {what}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); rerun {what}") from None

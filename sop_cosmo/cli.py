@@ -138,6 +138,19 @@ def _controls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from sop_cosmo.cosmo.stages.compare import compare_runs, describe_comparison
+
+    metrics: dict[str, dict[str, str]] = {}
+    for name, model, path in args.metrics:
+        metrics.setdefault(name, {})[model] = path
+    summaries = dict(args.summary) if args.summary else None
+    result = compare_runs(metrics, args.out, args.name, summaries)
+    print(describe_comparison(result))
+    print(f"wrote {args.out}/{args.name}.csv, {args.name}.png and {args.name}.json")
+    return 0
+
+
 def _demo_kwargs(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
     # Options left out keep run_demo's own defaults (their one source).
     return {n: getattr(args, n) for n in names if hasattr(args, n)}
@@ -219,6 +232,17 @@ def _analyze_options(p: argparse.ArgumentParser) -> None:
         help="SOP checkpoints of further training seeds, analysed with --checkpoint as one "
         "ensemble: CIs over test cosmologies × seeds (default: --checkpoint alone)",
     )
+
+
+def _compare_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics", nargs=3, action="append", required=True,
+                   metavar=("LABEL", "MODEL", "FILE"),
+                   help="a test_metrics.json of `sop-cosmo evaluate` (repeat; the first label is "
+                   "the reference, every label needs the same models)")  # fmt: skip
+    p.add_argument("--summary", nargs=2, action="append", default=[], metavar=("LABEL", "FILE"),
+                   help="the summary.json of a label's analysis, for every label or none "
+                   "(default: none, skill only)")  # fmt: skip
+    p.add_argument("--name", default="comparison", help="stem of the files (default: comparison)")
 
 
 def _vision_options(p: argparse.ArgumentParser) -> None:
@@ -346,6 +370,17 @@ _COMMANDS: dict[str, _Command] = {
         _controls,
         (("--out", "output folder", OUT_DIR),),
         config=cfg.ControlsConfig,
+    ),
+    "compare": _Command(
+        "test skill, and with analyses effects and claims, of several runs side by side",
+        "Write OUT/NAME.csv (R², MSE and the constant predictor's MSE per label, model and "
+        "parameter), OUT/NAME.png (R² against the label) and OUT/NAME.json (with --summary also "
+        "every candidate effect of the first label's analysis in each run, and the claims). "
+        "The workflow compares noise levels and the Gaussian-maps null this way.",
+        _compare,
+        (("--out", "output folder", OUT_DIR),),
+        extra=_compare_options,
+        quiet=False,
     ),
     "vision-demo": _Command(
         "SOP around a tiny ViT on scikit-learn's digits, against captum baselines",

@@ -350,6 +350,13 @@ class NullsConfig:
         "train.seeds) and analyse them into results/analyze_null_permuted/; the real analysis "
         "then gates its claims on that summary (analyze --null-summary)",
     )
+    gaussian_maps: bool = _opt(
+        False,
+        "also simulate the grid with Gaussian maps of the same spectra (simulate --field "
+        "gaussian), cut, train a CNN and an SOP (the first of train.seeds), evaluate and analyse "
+        "them (results/analyze_null_gaussian/) and compare them with the lognormal run "
+        "(results/nulls/gaussian_vs_lognormal.json); simulated data only",
+    )
 
 
 # ----------------------------------------------------------------------------- model options

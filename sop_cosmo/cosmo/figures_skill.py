@@ -1,5 +1,7 @@
 """The figure a cosmologist reads first: the SOP's predictions against the truth per test
-cosmology (:func:`predicted_vs_true`), from ``summary.json``'s ``per_cosmology`` and ``skill``.
+cosmology (:func:`predicted_vs_true`), from ``summary.json``'s ``per_cosmology`` and ``skill``;
+and test R² of several runs side by side (:func:`skill_by_label`: noise levels, the Gaussian-maps
+null).
 
 Drawn with matplotlib's object API (no pyplot), written atomically, like
 :mod:`sop_cosmo.cosmo.figures`, whose ``write_figures`` calls it.
@@ -17,7 +19,7 @@ from matplotlib.figure import Figure
 from sop_cosmo._io import atomic_path
 from sop_cosmo.cosmo.maths.claims import label
 
-__all__ = ["predicted_vs_true"]
+__all__ = ["predicted_vs_true", "skill_by_label"]
 
 
 def _r2_text(skill: dict[str, Any], name: str) -> str:
@@ -83,6 +85,51 @@ def predicted_vs_true(path: str | os.PathLike, summary: dict[str, Any]) -> Path:
                  fontsize=10)  # fmt: skip
     fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="outside lower center",
                ncols=4)  # fmt: skip
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    return path
+
+
+def skill_by_label(path: str | os.PathLike, rows: list[dict[str, Any]], labels: list[str]) -> Path:
+    """Test R² against the run's label, one line per model and parameter.
+
+    Parameters
+    ----------
+    path : path-like
+        The PNG to write.
+    rows : list of dict
+        ``label``, ``model``, ``parameter`` and ``r2`` (None where undefined: not drawn), as
+        :func:`sop_cosmo.cosmo.stages.compare.skill_rows` gives them.
+    labels : list of str
+        The x-axis, in order.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    fig = Figure(figsize=(1.6 + 1.1 * max(len(labels), 2), 3.6), layout="constrained")
+    ax = fig.subplots()
+    x = {n: i for i, n in enumerate(labels)}
+    styles = ("-o", "--s", ":^", "-.v")
+    lines = sorted({(r["model"], r["parameter"]) for r in rows})
+    models = sorted({m for m, _ in lines})
+    params = sorted({p for _, p in lines})
+    for model, param in lines:
+        points = sorted((x[r["label"]], r["r2"]) for r in rows if r["model"] == model
+                        and r["parameter"] == param and r["r2"] is not None)  # fmt: skip
+        if points:
+            ax.plot(*zip(*points, strict=True), styles[models.index(model) % len(styles)],
+                    color=f"C{params.index(param)}", label=f"{model} {label(param)}")  # fmt: skip
+    if not ax.lines:  # one test cosmology: constant targets, R² undefined everywhere
+        ax.text(0.5, 0.5, "R² undefined (constant test targets)", ha="center",
+                transform=ax.transAxes, fontsize=9)  # fmt: skip
+    ax.axhline(0.0, color="0.4", ls="--", lw=1, label="training mean (R² 0)")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_xlim(-0.5, len(labels) - 0.5)
+    ax.set_ylabel("test R²")
+    ax.legend(fontsize=8)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

@@ -203,6 +203,14 @@ def test_tiny_config_runs_end_to_end(tiny_run):
     null = json.loads((results / "analyze_null_permuted" / "summary.json").read_text())
     assert null["claims"] == [] and null["no_claim"] and null["skill"]["passed"] is False
     assert null["seeds"] == [0] and (logs / "analyze_null_permuted" / "analyze.log").exists()
+    # the Gaussian-maps null (.test asks for it too): its analysis, and its skill and effects
+    # next to the lognormal run's
+    gauss = json.loads((results / "analyze_null_gaussian" / "summary.json").read_text())
+    assert gauss["seeds"] == [0] and gauss["claims"] == []
+    versus = json.loads((results / "nulls" / "gaussian_vs_lognormal.json").read_text())
+    assert versus["labels"] == ["lognormal", "gaussian"] and len(versus["skill"]) == 2 * 2 * 2
+    assert {e["candidate"] for e in versus["effects"]} >= {"void: Ωm − σ8", "cluster: Ωm − σ8"}
+    assert (results / "nulls" / "gaussian_vs_lognormal.png").stat().st_size > 0
     baselines = json.loads((results / "baselines" / "baselines.json").read_text())
     assert "sop" in json.dumps(baselines)
     controls = json.loads((results / "controls" / "controls.json").read_text())
@@ -225,6 +233,7 @@ def test_notebook_is_executed_on_the_run(tiny_run):
     assert code and all(c.get("execution_count") for c in code)  # every cell ran
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and str(results / "analyze") in "".join(injected[0]["source"])
+    assert str(results / "nulls" / "gaussian_vs_lognormal.json") in "".join(injected[0]["source"])
     assert not list((results / "report").glob("*.partial.*"))
     # The HTML rendering of that executed notebook: its title, the injected parameters, and
     # the figures its cells displayed, embedded so the page opens without the results folder.
@@ -266,7 +275,8 @@ def test_rerun_redoes_only_what_is_missing(tiny_run):
     assert nothing.returncode == 0 and "Nothing to be done" in nothing.stdout, nothing.stdout
     (results / "analyze" / "summary.json").unlink()  # as if the analyze job had failed
     jobs = dry_run_jobs(*args)  # args carry the run's own results and logs
-    assert set(jobs) == {"analyze", "notebook", "notebook_html", "all"}
+    # the Gaussian-maps null's comparison reads the real analysis too
+    assert set(jobs) == {"analyze", "compare_null_gaussian", "notebook", "notebook_html", "all"}
     rerun = snakemake("--cores", "2", *args)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert (results / "analyze" / "summary.json").exists()

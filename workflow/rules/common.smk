@@ -28,6 +28,20 @@ check_config(config, SCHEMA_DICT)
 validate(config, str(SCHEMA))
 fill_defaults(config, SCHEMA_DICT)
 
+# noise_levels: one level is the run's own preprocess noise and smoothing (the same paths as
+# without it); several add one preprocess -> train -> evaluate branch per level (levels.smk).
+LEVELS = {level["name"]: level for level in config["noise_levels"]}
+for name in LEVELS:
+    if [level["name"] for level in config["noise_levels"]].count(name) > 1:
+        raise ValueError(
+            f"config: noise_levels: the name {name!r} is given to more than one level; "
+            "give each level its own name"
+        )
+if len(LEVELS) == 1:
+    config["preprocess"].update(
+        {k: v for k, v in config["noise_levels"][0].items() if k != "name"}
+    )
+
 RESULTS = Path(config["results"])
 LOGS = Path(config["logs"])
 SIMULATED = config["data"]["source"] == "simulated"
@@ -39,6 +53,11 @@ GPU = 0 if config["train"]["device"] == "cpu" else 1
 THRESHOLDS = {f.name: config["analyze"][f.name] for f in dataclasses.fields(Thresholds)}
 # Training seeds: every model is trained once per seed; the analysis combines the SOP seeds.
 SEEDS = [int(s) for s in config["train"]["seeds"]]
+if config["nulls"]["gaussian_maps"] and not SIMULATED:
+    raise ValueError(
+        "config: nulls.gaussian_maps = true needs data.source simulated (the Gaussian maps "
+        "come from the simulator); set it false for real data"
+    )
 
 
 wildcard_constraints:
@@ -107,6 +126,52 @@ def null_flag(wildcards, input):
     return f"--null-summary {shlex.quote(str(null))}" if null else ""
 
 
+# The Gaussian-maps null (nulls.smk): its analysis, and its skill and effects next to the
+# lognormal run's (sop-cosmo compare).
+GAUSSIAN_SUMMARY = RESULTS / "analyze_null_gaussian" / "summary.json"
+GAUSSIAN_COMPARISON = RESULTS / "nulls" / "gaussian_vs_lognormal.json"
+
+
+def gaussian_input():
+    """{"gaussian": the comparison JSON} when nulls.gaussian_maps is on, else nothing."""
+    return {"gaussian": GAUSSIAN_COMPARISON} if config["nulls"]["gaussian_maps"] else {}
+
+
+def gaussian_flag(wildcards, input):
+    """-p gaussian_null PATH (papermill) when the notebook rule has the comparison input."""
+    path = input.get("gaussian")
+    return f"-p gaussian_null {shlex.quote(str(path))}" if path else ""
+
+
+# The noise-level sweep (levels.smk): one folder per level, and the gathered skill.
+LEVELS_DIR = RESULTS / "levels"
+# The models that sop-cosmo compare sets side by side, each of the first training seed.
+COMPARED_MODELS = ("cnn", "sop")
+
+
+def first_seed_metrics(evaluate_dir):
+    """{model: test_metrics.json of the first training seed} under an evaluate folder."""
+    return {
+        m: Path(evaluate_dir) / m / f"seed{SEEDS[0]}" / "test_metrics.json"
+        for m in COMPARED_MODELS
+    }
+
+
+def compare_flags(runs):
+    """--metrics LABEL MODEL FILE for every run ({label: {model: file}}), reference first."""
+    return " ".join(
+        f"--metrics {shlex.quote(name)} {model} {shlex.quote(str(path))}"
+        for name, models in runs.items()
+        for model, path in models.items()
+    )
+
+
+def level_flags(wildcards):
+    """The preprocess options of one level: its noise and smoothing over the preprocess section."""
+    level = LEVELS[wildcards.level]
+    return flags("preprocess", **{k: v for k, v in level.items() if k != "name"})
+
+
 def all_outputs():
     """Final targets of the workflow."""
     targets = [RESULTS / "theory" / "theory.csv", RESULTS / "theory" / "theory.png"]
@@ -124,4 +189,11 @@ def all_outputs():
     ]
     if config["nulls"]["permuted_labels"]:  # nulls.smk
         targets.append(NULL_SUMMARY)
+    if config["nulls"]["gaussian_maps"]:  # nulls.smk
+        targets += [GAUSSIAN_SUMMARY, GAUSSIAN_COMPARISON]
+    if len(LEVELS) > 1:  # levels.smk
+        targets += [
+            LEVELS_DIR / "skill_by_level.csv",
+            LEVELS_DIR / "skill_by_level.png",
+        ]
     return targets

@@ -1,11 +1,13 @@
-# Stage 6: the findings notebook executed headless (papermill) on this run's outputs, then
-# rendered to HTML (nbconvert) so it opens in a browser without Jupyter.
+# Stage 6: the findings notebook executed headless (papermill) on this run's outputs (with
+# nulls.gaussian_maps, the Gaussian-maps null's comparison too), then rendered to HTML
+# (nbconvert) so it opens in a browser without Jupyter.
 # `snakemake --report report.html` afterwards gathers every output marked with report(); the
 # notebook enters it as that HTML page (the .ipynb itself would show as raw JSON).
 
 
 rule notebook:
     input:
+        unpack(lambda wildcards: gaussian_input()),
         notebook=config["report"]["notebook"],
         summary=RESULTS / "analyze" / "summary.json",
         groups=RESULTS / "analyze" / "groups.h5",
@@ -28,12 +30,13 @@ rule notebook:
         baselines=lambda wildcards, input: Path(input.baselines).parent,
         controls=lambda wildcards, input: Path(input.controls).parent,
         kernel=config["report"]["kernel"],
+        gaussian=gaussian_flag,
         # papermill saves the notebook while it runs; the rename makes the output all-or-nothing.
         partial=lambda wildcards, output: Path(output[0]).with_suffix(".partial.ipynb"),
     shell:
         "papermill {input.notebook:q} {params.partial:q} --kernel {params.kernel}"
         " -r analysis_dir {params.analysis:q} -r baselines_dir {params.baselines:q}"
-        " -r controls_dir {params.controls:q} --no-progress-bar > {log} 2>&1"
+        " -r controls_dir {params.controls:q} {params.gaussian} --no-progress-bar > {log} 2>&1"
         " && mv {params.partial:q} {output:q}"
 
 

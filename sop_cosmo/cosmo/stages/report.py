@@ -7,11 +7,9 @@ into its text: its findings are the summary's ``claims`` (the statements that pa
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
+from sop_cosmo._io import load_json
 from sop_cosmo.cosmo.config import GROUP_TYPES
 from sop_cosmo.cosmo.maths.claims import label as _label
 from sop_cosmo.cosmo.maths.planted import CONTROL_KINDS
@@ -27,17 +25,6 @@ __all__ = [
     "region_importance_rows",
     "type_base_rate_rows",
 ]
-
-
-def load_json(path: str | os.PathLike, *, what: str) -> dict[str, Any]:
-    """Read a JSON file, with an error that names the file and what produces it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; {what}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err}); rerun {what}") from None
 
 
 def _ci(ci: Any) -> str:
