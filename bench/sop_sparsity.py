@@ -2,6 +2,7 @@
 
     python bench/sop_sparsity.py [--data planted lognormal] [--seeds 0 1 2]
                                  [--budgets 1 2 4 8 20] [--workdir bench/.sop_sparsity]
+                                 [--model-options '{"keep_fraction": 0.4}']
 
 For each data set and seed: one CNN with the CLI defaults, then one SOP per selector budget
 (``active_groups``; the last budget equal to G keeps every group), all other options the CLI
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -78,6 +80,13 @@ def main() -> None:
     parser.add_argument("--lognormal-cosmologies", type=int, default=60)
     parser.add_argument("--noise", default="none", choices=sorted(NOISE_MODELS))
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument(
+        "--model-options",
+        type=json.loads,
+        default={},
+        help="JSON of SOP options applied to every budget (CLI defaults else)",
+    )
+    parser.add_argument("--tag", default="", help="suffix of the SOP run folders and the CSV")
     parser.add_argument("--workdir", default="bench/.sop_sparsity")
     args = parser.parse_args()
     torch.set_num_threads(1)  # tiny models: one thread per run is fastest on shared cores
@@ -91,14 +100,17 @@ def main() -> None:
             data = make_data(kind, seed, base / "data", args)
             split = {s: data / f"{s}.h5" for s in ("train", "val", "test")}
             common = {"seed": seed, "device": "cpu", "epochs": args.epochs}
-            cnn = train(split["train"], split["val"], base / "cnn",
-                        TrainConfig(kind="cnn", **common), progress=False)  # fmt: skip
+            cnn = base / "cnn" / "model.pt"
+            if not cnn.exists():  # one CNN per data set and seed, shared by every SOP sweep
+                cnn = train(split["train"], split["val"], base / "cnn",
+                            TrainConfig(kind="cnn", **common), progress=False)  # fmt: skip
             m_cnn = evaluate(cnn, split["test"], base / "cnn" / "test_metrics.json", device="cpu")
             for budget in args.budgets:
-                run = base / f"sop_k{budget}"
+                run = base / f"sop_k{budget}{args.tag}"
+                options = {**args.model_options, "active_groups": budget}
                 sop = train(split["train"], split["val"], run, TrainConfig(
-                    kind="sop", backbone=str(cnn), model_options={"active_groups": budget},
-                    **common), progress=False)  # fmt: skip
+                    kind="sop", backbone=str(cnn), model_options=options, **common),
+                    progress=False)  # fmt: skip
                 m = evaluate(sop, split["test"], run / "test_metrics.json", device="cpu")
                 row = {"data": kind, "seed": seed, "budget": budget,
                        "sop_over_cnn": m["mse_mean"] / m_cnn["mse_mean"],
@@ -113,15 +125,15 @@ def main() -> None:
                       f"distinct {row['distinct_masks']:.2f}, coverage {row['coverage']:.2f} "
                       f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
     work.mkdir(parents=True, exist_ok=True)
-    table = work / "sop_sparsity.csv"
+    table = work / f"sop_sparsity{args.tag}.csv"
     tmp = table.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}, key=str))
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(table)
-    figure(rows, work / "sop_sparsity.png")
-    print(f"wrote {table} and {work / 'sop_sparsity.png'} ({time.perf_counter() - start:.0f} s)")
+    figure(rows, table.with_suffix(".png"))
+    print(f"wrote {table} and {table.with_suffix('.png')} ({time.perf_counter() - start:.0f} s)")
 
 
 def figure(rows: list[dict], path: Path) -> None:

@@ -122,21 +122,44 @@ def test_bad_arguments_are_clear(tmp_path, capsys):
 
 
 def test_judge_applies_the_documented_criteria():
-    def summary(void, cluster, other):
-        return {"differences": {t: {"value": sum(ci) / 2, "ci95": ci}
-                                for t, ci in zip(("void", "cluster", "other"),
-                                                 (void, cluster, other), strict=True)}}  # fmt: skip
+    def summary(void, cluster, other, claims=()):
+        diffs = {t: {"value": sum(ci) / 2, "ci95": ci}
+                 for t, ci in zip(("void", "cluster", "other"), (void, cluster, other),
+                                  strict=True)}  # fmt: skip
+        return {"differences": diffs, "claims": [
+            {"kind": "difference", "type": t, "parameter": p} for t, p in claims]}  # fmt: skip
 
+    planted = (("void", "Om"), ("cluster", "s8"))
     gain_ok = {"void": {"ci95": [0.01, 0.2]}, "cluster": {"ci95": [-0.2, -0.01]}}
-    good = summary([0.05, 0.2], [-0.3, -0.1], [-0.1, 0.1])
+    good = summary([0.05, 0.2], [-0.3, -0.1], [-0.1, 0.1], planted)
     assert judge("positive", good, gain_ok)["passed"]
-    wrong_sign = summary([0.05, 0.2], [0.1, 0.3], [-0.1, 0.1])
+    wrong_sign = summary([0.05, 0.2], [0.1, 0.3], [-0.1, 0.1], planted)
     assert not judge("positive", wrong_sign, gain_ok)["checks"]["cluster_sign"]
     gain_bad = {"void": {"ci95": [-0.01, 0.2]}, "cluster": {"ci95": [-0.2, -0.01]}}
     verdict = judge("positive", good, gain_bad)
     assert not verdict["passed"] and not verdict["checks"]["void_beats_untrained"]
+    # CIs alone are not enough: the analysis must state the planted difference as a claim
+    unclaimed = summary([0.05, 0.2], [-0.3, -0.1], [-0.1, 0.1], planted[:1])
+    checks = judge("positive", unclaimed, gain_ok)["checks"]
+    assert checks["void_claimed"] and not checks["cluster_claimed"]
+    # the swapped control passes on the mirror image and fails on the positive's verdict
+    flipped = {t: {"ci95": [-g["ci95"][1], -g["ci95"][0]]} for t, g in gain_ok.items()}
+    mirror = summary([-0.2, -0.05], [0.1, 0.3], [-0.1, 0.1],
+                     (("void", "s8"), ("cluster", "Om")))  # fmt: skip
+    assert judge("swapped", mirror, flipped)["passed"]
+    assert not judge("swapped", good, gain_ok)["passed"]
     assert judge("negative", summary([-0.1, 0.1], [-0.01, 0.02], [-0.3, 0.0]), None)["passed"]
     assert not judge("negative", good, None)["passed"]
+    claimed = summary([-0.1, 0.1], [-0.01, 0.02], [-0.3, 0.0], planted[1:])
+    assert not judge("negative", claimed, None)["checks"]["no_difference_claimed"]
+
+
+def test_swapped_control_exchanges_the_planted_roles():
+    u = np.random.default_rng(0).uniform(size=(50, 2))
+    a, b = planted_scales(ControlSpec(kind="positive"), u)
+    a_s, b_s = planted_scales(ControlSpec(kind="swapped"), u[:, ::-1])
+    np.testing.assert_allclose(a, a_s)
+    np.testing.assert_allclose(b, b_s)
 
 
 @pytest.mark.slow
@@ -173,12 +196,12 @@ def test_quick_controls_write_their_outputs_and_consistent_verdicts(quick_run):
     out, result = quick_run
     saved = json.loads((out / "controls.json").read_text())
     assert (out / "figures" / "controls.png").stat().st_size > 10_000
-    for kind in ("positive", "negative"):
+    for kind in ("positive", "negative", "swapped"):
         assert saved[kind]["passed"] == result[kind]["passed"]
         summary = json.loads((out / kind / "analysis" / "summary.json").read_text())
         # controls.json reports the analysis' own numbers, and the verdict follows from them
         assert saved[kind]["differences"] == summary["differences"]
-        gain = saved[kind]["gain_over_untrained"] if kind == "positive" else None
+        gain = saved[kind]["gain_over_untrained"] if kind != "negative" else None
         assert judge(kind, summary, gain) == {
             "checks": saved[kind]["checks"],
             "passed": saved[kind]["passed"],
@@ -196,9 +219,16 @@ def test_quick_controls_write_their_outputs_and_consistent_verdicts(quick_run):
 
 
 @pytest.mark.slow
-def test_quick_controls_pass(quick_run):
-    # Seed 0 passes both; over seeds 0-2 at this size the positive control passed 2 of 3
-    # (docs/controls.md), so a failure after a change is a result to look at, not noise.
+def test_quick_controls_pass_their_structural_checks(quick_run):
+    # At the quick size (150 cosmologies, 3 SOP epochs) the SOP recovers the planted signs and beats
+    # its untrained twin, but its R2 stays under the skill gate, so the analysis rightly makes no
+    # claim; the default-size run is where claims are made (docs/controls.md).
     _, result = quick_run
-    assert result["positive"]["passed"], result["positive"]["checks"]
+    for kind in ("positive", "swapped"):
+        checks = result[kind]["checks"]
+        for t in ("void", "cluster"):
+            assert checks[f"{t}_sign"], (kind, checks)
+            assert checks[f"{t}_beats_untrained"], (kind, checks)
+            # a claim is made exactly when the skill gate is passed
+            assert checks[f"{t}_claimed"] == result[kind]["skill"]["passed"], (kind, checks)
     assert result["negative"]["passed"], result["negative"]["checks"]

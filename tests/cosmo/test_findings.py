@@ -86,6 +86,12 @@ def test_baselines_and_controls_verdicts():
     assert "purity 0.700 is higher than the best baseline's (kernel_shap" in text
     text = describe_controls({"positive": {"passed": True}, "negative": {"passed": False}})
     assert "positive control passed" in text and "negative control FAILED" in text
+    # a failure that is only the skill gate says so, a real miss does not
+    checks = {"void_sign": True, "void_claimed": False}
+    unskilled = {"passed": False, "checks": checks, "skill": {"passed": False}}
+    assert "lacked skill" in describe_controls({"positive": unskilled})
+    missed = {**unskilled, "checks": {**checks, "void_sign": False}}
+    assert "lacked skill" not in describe_controls({"positive": missed})
 
 
 def test_load_json_names_the_file(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sop_cosmo.cli import main
-from sop_cosmo.cosmo.config import TrainConfig
+from sop_cosmo.cosmo.config import SOPOptions, TrainConfig
 from sop_cosmo.cosmo.explain import (
     MethodResult,
     backbone_forward,
@@ -121,13 +121,15 @@ def test_cli_baselines_end_to_end(run, tmp_path, capsys):
     saved = json.loads((out / "baselines.json").read_text())
     rows = saved["methods"]
     assert list(rows) == list(ALL_METHODS)
-    assert saved["keep_fraction"] == 0.2 and saved["n_keep"] == math.ceil(0.2 * 36)
+    # the -F masks keep as many cells as the SOP's groups (its default keep_fraction)
+    keep = SOPOptions().keep_fraction
+    assert saved["keep_fraction"] == keep and saved["n_keep"] == math.ceil(keep * 36)
     for r in rows.values():
         assert r["mse_mean"] == pytest.approx(np.mean(list(r["mse"].values())))
         assert 0.0 <= r["purity"] <= 1.0 and r["seconds_per_map"] > 0
         assert r["insertion_auc"] >= 0.0 and r["deletion_auc"] >= 0.0
     for m in ALL_METHODS[1:]:  # every -F mask covers exactly ⌈k·N⌉ patches of 4×4 pixels
-        assert rows[m]["mean_mask_fraction"] == pytest.approx(8 * 16 / 576)
+        assert rows[m]["mean_mask_fraction"] == pytest.approx(math.ceil(keep * 36) * 16 / 576)
     # SOP's row agrees with `evaluate` (all 6 maps) and with `analyze` on the same maps
     assert main(["evaluate", "--checkpoint", str(run / "sop" / "model.pt"), "--data",
                  str(run / "test.h5"), "--out", str(tmp_path / "m.json")]) == 0  # fmt: skip

@@ -7,6 +7,8 @@
   head-initialised SOP selector prefers the group with the largest prediction
   (docs/controls.md): with rising dependences it would already look right, for the wrong
   reason.
+* **swapped**: the positive control with the roles exchanged (σ8 drives the voids, Ωm the
+  peaks), so an analysis that finds the planted structure must flip its verdict.
 * **negative**: the same transformation, but a and b are both driven by h = (u_Ωm + u_σ8) / 2,
   with u_Ωm and u_σ8 i.i.d. uniform; the two parameters are exchangeable, so no honest method
   can find that one prefers voids and the other clusters.
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 #: The two controls.
-CONTROL_KINDS: tuple[str, ...] = ("positive", "negative")
+CONTROL_KINDS: tuple[str, ...] = ("positive", "negative", "swapped")
 #: Physical ranges of the parameters (the CosmoGridV1 grid priors); u ∈ [0, 1] maps linearly.
 PARAM_RANGES: dict[str, tuple[float, float]] = {"Om": (0.10, 0.50), "s8": (0.40, 1.40)}
 #: Physical convergence scale of the planted maps (a typical κ rms of one source bin).
@@ -52,7 +54,7 @@ class ControlSpec:
 
     Attributes
     ----------
-    kind : {"positive", "negative"}
+    kind : {"positive", "negative", "swapped"}
         Which control.
     n_cosmologies : int
         Distinct (Ωm, σ8) draws; the splits are made by cosmology.
@@ -157,11 +159,14 @@ def plant(
 def planted_scales(spec: ControlSpec, u: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
     """The plant's void and peak factors (a, b) for rows of u (n, 2) = (u_Ωm, u_σ8) in [0, 1]².
 
-    Positive control: a depends on u_Ωm only and b on u_σ8 only. Negative control: both depend
-    on h = (u_Ωm + u_σ8) / 2 only, so swapping the two parameters leaves every map unchanged.
+    Positive control: a depends on u_Ωm only and b on u_σ8 only; swapped: a on u_σ8 and b on
+    u_Ωm. Negative control: both depend on h = (u_Ωm + u_σ8) / 2 only, so swapping the two
+    parameters leaves every map unchanged.
     """
     if spec.kind == "positive":
         drive_a, drive_b = u[:, 0], u[:, 1]
+    elif spec.kind == "swapped":
+        drive_a, drive_b = u[:, 1], u[:, 0]
     else:  # both driven by the same exchangeable combination
         drive_a = drive_b = u.mean(1)
     a0, a1 = spec.void_scale

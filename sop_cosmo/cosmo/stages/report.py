@@ -262,10 +262,17 @@ def describe_controls(controls: dict[str, Any]) -> str:
     for name in CONTROL_KINDS:
         if name not in controls:
             continue
-        ok = bool(controls[name].get("passed"))
-        lines.append(
-            f"- **{name} control {'passed' if ok else 'FAILED'}**: "
-            + meaning[name][0 if ok else 1]
-            + "."
-        )
+        control = controls[name]
+        ok = bool(control.get("passed"))
+        text = meaning[name][0 if ok else 1]
+        failed = [c for c, v in control.get("checks", {}).items() if not v]
+        unskilled = not control.get("skill", {}).get("passed", True)
+        if failed and unskilled and all(c.endswith("_claimed") for c in failed):
+            # only the skill gate stopped the claim: say so rather than blame the analysis
+            text = (
+                "the planted signs were recovered and beat the untrained SOP, but the SOP "
+                "lacked skill at this size, so the analysis (rightly) made no claim; run the "
+                "controls at the default size for a verdict"
+            )
+        lines.append(f"- **{name} control {'passed' if ok else 'FAILED'}**: {text}.")
     return "\n".join(lines) if lines else "No controls found."
