@@ -216,7 +216,14 @@ def test_tiny_config_runs_end_to_end(tiny_run):
     controls = json.loads((results / "controls" / "controls.json").read_text())
     assert {"positive", "negative"} <= set(controls)
     for stage, figures in {
-        "analyze": ("groups_gallery", "contributions", "weight_hist", "threshold_sweep"),
+        "analyze": (
+            "groups_gallery",
+            "contributions",
+            "weight_hist",
+            "threshold_sweep",
+            "predicted_vs_true",
+            "region_importance",
+        ),
         "baselines": ("mse_vs_purity", "insertion_deletion"),
         "controls": ("controls",),
     }.items():

@@ -44,6 +44,16 @@ rule analyze:
             category="Analysis",
             labels={"figure": "threshold_sweep"},
         ),
+        predicted_png=report(
+            RESULTS / "analyze" / "figures" / "predicted_vs_true.png",
+            category="Analysis",
+            labels={"figure": "predicted_vs_true"},
+        ),
+        importance_png=report(
+            RESULTS / "analyze" / "figures" / "region_importance.png",
+            category="Analysis",
+            labels={"figure": "region_importance"},
+        ),
     log:
         LOGS / "analyze" / "analyze.log",
     benchmark:
