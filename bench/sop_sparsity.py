@@ -6,7 +6,9 @@
 
 For each data set and seed: one CNN with the CLI defaults, then one SOP per selector budget
 (``active_groups``; the last budget equal to G keeps every group), all other options the CLI
-defaults. Every model is scored on the same test split. Writes ``sop_sparsity.csv`` (one row
+defaults or ``--model-options``; ``--tag`` suffixes the SOP run folders and the CSV and PNG
+names, so sweeps of other options sit side by side and share the CNN. Every model is scored on
+the same test split. Writes ``sop_sparsity.csv`` (one row
 per data set, seed and budget: test MSE per parameter, SOP/CNN, the constant predictor's MSE,
 mean active groups, distinct masks and coverage on the test maps) and ``sop_sparsity.png``
 (SOP/CNN against mean active groups, one line per data set, a band over seeds).
@@ -100,11 +102,13 @@ def main() -> None:
             data = make_data(kind, seed, base / "data", args)
             split = {s: data / f"{s}.h5" for s in ("train", "val", "test")}
             common = {"seed": seed, "device": "cpu", "epochs": args.epochs}
-            cnn = base / "cnn" / "model.pt"
-            if not cnn.exists():  # one CNN per data set and seed, shared by every SOP sweep
-                cnn = train(split["train"], split["val"], base / "cnn",
+            # one CNN per data set, seed and epoch count, shared by every SOP sweep (--tag)
+            cnn_dir = base / f"cnn_e{args.epochs}"
+            cnn = cnn_dir / "model.pt"
+            if not cnn.exists():
+                cnn = train(split["train"], split["val"], cnn_dir,
                             TrainConfig(kind="cnn", **common), progress=False)  # fmt: skip
-            m_cnn = evaluate(cnn, split["test"], base / "cnn" / "test_metrics.json", device="cpu")
+            m_cnn = evaluate(cnn, split["test"], cnn_dir / "test_metrics.json", device="cpu")
             for budget in args.budgets:
                 run = base / f"sop_k{budget}{args.tag}"
                 options = {**args.model_options, "active_groups": budget}

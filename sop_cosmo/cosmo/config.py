@@ -333,7 +333,7 @@ class BaselinesConfig(Thresholds):
 
 @dataclass(frozen=True)
 class ControlsConfig:
-    """``sop-cosmo controls``: positive and negative controls on planted data."""
+    """``sop-cosmo controls``: positive, swapped and negative controls on planted data."""
 
     quick: bool = _opt(False, "the small size (about a minute on one CPU core)")
     seed: int = _opt(0, "seeds data, training and bootstraps")

@@ -122,11 +122,15 @@ def test_bad_arguments_are_clear(tmp_path, capsys):
 
 
 def test_judge_applies_the_documented_criteria():
-    def summary(void, cluster, other, claims=()):
+    def summary(void, cluster, other, claims=(), gates_but_skill=()):
         diffs = {t: {"value": sum(ci) / 2, "ci95": ci}
                  for t, ci in zip(("void", "cluster", "other"), (void, cluster, other),
                                   strict=True)}  # fmt: skip
-        return {"differences": diffs, "claims": [
+        # claim_checks: the listed types pass every gate but skill, the others fail the CI gate
+        checks = [{"kind": "difference", "type": t, "gates": {
+            "skill": False, "ci_excludes_zero": t in gates_but_skill, "seeds_agree": True}}
+            for t in ("void", "cluster", "other")]  # fmt: skip
+        return {"differences": diffs, "claim_checks": checks, "claims": [
             {"kind": "difference", "type": t, "parameter": p} for t, p in claims]}  # fmt: skip
 
     planted = (("void", "Om"), ("cluster", "s8"))
@@ -150,8 +154,10 @@ def test_judge_applies_the_documented_criteria():
     assert not judge("swapped", good, gain_ok)["passed"]
     assert judge("negative", summary([-0.1, 0.1], [-0.01, 0.02], [-0.3, 0.0]), None)["passed"]
     assert not judge("negative", good, None)["passed"]
-    claimed = summary([-0.1, 0.1], [-0.01, 0.02], [-0.3, 0.0], planted[1:])
-    assert not judge("negative", claimed, None)["checks"]["no_difference_claimed"]
+    # on the negative control a difference that passes every gate but skill fails it: the
+    # exchangeable parameters cap R2 near 0.5, so the skill gate alone would always block it
+    claimable = summary([-0.1, 0.1], [-0.01, 0.02], [-0.3, 0.0], gates_but_skill=("cluster",))
+    assert not judge("negative", claimable, None)["checks"]["no_difference_claimable"]
 
 
 def test_swapped_control_exchanges_the_planted_roles():

@@ -214,7 +214,7 @@ def test_tiny_config_runs_end_to_end(tiny_run):
     baselines = json.loads((results / "baselines" / "baselines.json").read_text())
     assert "sop" in json.dumps(baselines)
     controls = json.loads((results / "controls" / "controls.json").read_text())
-    assert {"positive", "negative"} <= set(controls)
+    assert {"positive", "negative", "swapped"} <= set(controls)
     for stage, figures in {
         "analyze": (
             "groups_gallery",

@@ -1,4 +1,4 @@
-"""The planted data of the positive and negative controls (docs/controls.md).
+"""The planted data of the positive, swapped and negative controls (docs/controls.md).
 
 * **positive**: a flat Gaussian random field g (unit variance, a chosen power spectrum) whose
   under-dense pixels (g < 0) are scaled by a(Ωm) and whose high tail (g > t) is stretched by
@@ -40,7 +40,7 @@ __all__ = [
     "split_cosmologies",
 ]
 
-#: The two controls.
+#: The three controls.
 CONTROL_KINDS: tuple[str, ...] = ("positive", "negative", "swapped")
 #: Physical ranges of the parameters (the CosmoGridV1 grid priors); u ∈ [0, 1] maps linearly.
 PARAM_RANGES: dict[str, tuple[float, float]] = {"Om": (0.10, 0.50), "s8": (0.40, 1.40)}
@@ -205,9 +205,9 @@ def draw_control(spec: ControlSpec) -> dict[str, PlantedSplit]:
     Both controls draw the same fields and cosmologies given the seed: they differ in the plant
     alone. The splits share no cosmology.
     """
-    # Same fields for both controls (given the seed): they differ in the plant alone.
+    # Same fields for every control (given the seed): they differ in the plant alone.
     rng = np.random.default_rng([spec.seed, 1])
-    # The parameter draws depend on the seed only, so both controls share their cosmologies.
+    # The parameter draws depend on the seed only, so all controls share their cosmologies.
     u_cosmo = np.random.default_rng([spec.seed, 7]).uniform(size=(spec.n_cosmologies, 2))
     splits = split_cosmologies(spec.n_cosmologies, spec.split, np.random.default_rng(spec.seed))
     lo = np.array([PARAM_RANGES[p][0] for p in PARAM_NAMES])

@@ -1,11 +1,11 @@
-"""Stage ``controls``: positive and negative controls of the void/cluster analysis.
+"""Stage ``controls``: positive, swapped and negative controls of the void/cluster analysis.
 
 Each control writes small patch files (docs/contracts.md, "Patch file") whose maps carry a
 *known* preference (:mod:`sop_cosmo.cosmo.maths.planted`), trains the project's CNN and then SOP
 on them (:func:`sop_cosmo.cosmo.stages.train.train`), and runs the project's analysis
-(:func:`sop_cosmo.cosmo.stages.analyse.analyze`) on the test split. The positive control also
-demands that the trained SOP beat its untrained twin (:func:`untrained_checkpoint`). This stage
-replays the pipeline, so it alone imports other stages.
+(:func:`sop_cosmo.cosmo.stages.analyse.analyze`) on the test split. The positive and swapped
+controls also demand that the trained SOP beat its untrained twin
+(:func:`untrained_checkpoint`). This stage replays the pipeline, so it alone imports other stages.
 
 The pass criteria and what to conclude from them are in ``docs/controls.md``.
 """
@@ -87,7 +87,10 @@ def write_control(spec: ControlSpec, out_dir: str | os.PathLike) -> dict[str, in
 
 @dataclass
 class ControlsSettings:
-    """Sizes and hyper-parameters of one controls run (both controls use the same).
+    """Sizes and hyper-parameters of one controls run (every control uses the same).
+
+    The field defaults are the default size (:data:`DEFAULT`, the CLI's training defaults on
+    32 px maps); :data:`QUICK` sets its own.
 
     Attributes
     ----------
@@ -111,14 +114,14 @@ class ControlsSettings:
         ``selector_epochs``, ``generator_lr_ratio``).
     """
 
-    n_cosmologies: int = 400
+    n_cosmologies: int = 300
     n_perms: int = 4
-    patch_size: int = 24
-    cnn_epochs: int = 30
-    sop_epochs: int = 15
-    cnn_lr: float = 2e-3
-    sop_lr: float = 1e-3
-    batch_size: int = 16
+    patch_size: int = 32
+    cnn_epochs: int = TrainConfig.epochs
+    sop_epochs: int = TrainConfig.epochs
+    cnn_lr: float = TrainConfig.lr
+    sop_lr: float = TrainConfig.lr
+    batch_size: int = TrainConfig.batch_size
     cnn_options: dict[str, Any] = field(default_factory=dict)
     sop_options: dict[str, Any] = field(default_factory=dict)
     n_boot: int = 1000
@@ -140,16 +143,12 @@ _SOP = {"attention_patch": 6, "n_groups": 10, "keep_fraction": 0.2, "selector_in
 _SOP_TRAIN = {"selector_epochs": 0, "generator_lr_ratio": 1.0}
 #: Under a minute on one CPU core (tests, CI).
 QUICK = ControlsSettings(
-    n_cosmologies=150, n_perms=4, cnn_epochs=15, sop_epochs=3, cnn_options=_CNN,
-    sop_options=_SOP, sop_train=_SOP_TRAIN,
+    n_cosmologies=150, n_perms=4, patch_size=24, cnn_epochs=15, sop_epochs=3, cnn_lr=2e-3,
+    sop_lr=1e-3, batch_size=16, cnn_options=_CNN, sop_options=_SOP, sop_train=_SOP_TRAIN,
 )  # fmt: skip
 #: The CLI's defaults for both models and their training (no option is set here), on 32 px
 #: maps; a few minutes per control on two CPU cores.
-DEFAULT = ControlsSettings(
-    n_cosmologies=300, n_perms=4, patch_size=32, cnn_epochs=TrainConfig.epochs,
-    sop_epochs=TrainConfig.epochs, cnn_lr=TrainConfig.lr, sop_lr=TrainConfig.lr,
-    batch_size=TrainConfig.batch_size,
-)  # fmt: skip
+DEFAULT = ControlsSettings()
 
 
 def untrained_checkpoint(
@@ -242,6 +241,20 @@ def _claimed(summary: dict[str, Any], group_type: str, sign: int | None) -> bool
     return False
 
 
+def _passes_all_but_skill(summary: dict[str, Any], group_type: str) -> bool:
+    """Whether a difference on ``group_type`` passes every claim gate except skill.
+
+    The negative control's parameters are exchangeable, which caps each one's R² near 0.5: the
+    skill gate alone would then keep every claim out, and the check could not fail.
+    """
+    return any(
+        c["kind"] == "difference"
+        and c["type"] == group_type
+        and all(ok for gate, ok in c["gates"].items() if gate != "skill")
+        for c in summary.get("claim_checks", [])
+    )
+
+
 def judge(kind: str, summary: dict[str, Any], gain: dict[str, Any] | None) -> dict[str, Any]:
     """Apply the pass criteria of ``docs/controls.md`` to an analysis summary.
 
@@ -249,8 +262,8 @@ def judge(kind: str, summary: dict[str, Any], gain: dict[str, Any] | None) -> di
     swapped: the reverse) the difference CI excludes 0 with the planted sign, the analysis
     states it as a claim (every gate of :func:`~sop_cosmo.cosmo.maths.claims.make_claims`
     passed), and the paired gain of the trained over the untrained SOP, signed the planted
-    way, has a CI above 0. Negative: every type's difference CI includes 0 and the analysis
-    claims no difference.
+    way, has a CI above 0. Negative: every type's difference CI includes 0 and no difference
+    passes the claim gates, the skill gate set aside (:func:`_passes_all_but_skill`).
     """
     diffs = summary["differences"]
     checks: dict[str, bool] = {}
@@ -268,7 +281,9 @@ def judge(kind: str, summary: dict[str, Any], gain: dict[str, Any] | None) -> di
         for t in GROUP_TYPES:
             lo, hi = diffs[t]["ci95"]
             checks[f"{t}_includes_zero"] = bool(lo <= 0 <= hi)
-        checks["no_difference_claimed"] = not any(_claimed(summary, t, None) for t in GROUP_TYPES)
+        checks["no_difference_claimable"] = not any(
+            _passes_all_but_skill(summary, t) for t in GROUP_TYPES
+        )
     return {"checks": checks, "passed": all(checks.values())}
 
 
@@ -358,12 +373,14 @@ def run_controls(
     settings: ControlsSettings | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """Run both controls and write ``out_dir/controls.json`` and ``out_dir/figures/controls.png``.
+    """Run every control in ``CONTROL_KINDS``; write ``out_dir/controls.json`` and
+    ``out_dir/figures/controls.png``.
 
     Parameters
     ----------
     out_dir : path-like
-        Output directory; the controls' own files go under ``positive/`` and ``negative/``.
+        Output directory; the controls' own files go under ``positive/``, ``negative/`` and
+        ``swapped/``.
     config : ControlsConfig, optional
         ``quick`` (use :data:`QUICK`, about a minute on one core, instead of :data:`DEFAULT`),
         ``seed`` (seeds the data, the training and the bootstraps) and ``threads`` (torch CPU
@@ -380,7 +397,7 @@ def run_controls(
     -------
     dict
         What ``controls.json`` holds: ``{"positive": {..., "passed"}, "negative": {...},
-        "settings", "seed", "quick", "seconds"}``.
+        "swapped": {...}, "settings", "seed", "quick", "seconds"}``.
     """
     from sop_cosmo._threads import torch_threads  # torch only when the controls run
     from sop_cosmo.cosmo.figures import controls_figure
