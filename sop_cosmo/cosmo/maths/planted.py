@@ -202,8 +202,8 @@ class PlantedSplit:
 def draw_control(spec: ControlSpec) -> dict[str, PlantedSplit]:
     """Draw the planted data set of ``spec``: one :class:`PlantedSplit` per split, in order.
 
-    Both controls draw the same fields and cosmologies given the seed: they differ in the plant
-    alone. The splits share no cosmology.
+    Every control draws the same fields and cosmologies given the seed: they differ in the
+    plant alone. The splits share no cosmology.
     """
     # Same fields for every control (given the seed): they differ in the plant alone.
     rng = np.random.default_rng([spec.seed, 1])

@@ -231,14 +231,13 @@ def planted_signs(kind: str) -> dict[str, int]:
     return {t: flip * s for t, s in _PLANTED_SIGN.items()} if flip else {}
 
 
-def _claimed(summary: dict[str, Any], group_type: str, sign: int | None) -> bool:
-    """Whether the analysis claims a difference on ``group_type`` (with that sign; None: any)."""
-    for c in summary.get("claims", []):
-        if c["kind"] != "difference" or c["type"] != group_type:
-            continue
-        if sign is None or c["parameter"] == ("Om" if sign > 0 else "s8"):
-            return True
-    return False
+def _claimed(summary: dict[str, Any], group_type: str, sign: int) -> bool:
+    """Whether the analysis claims a difference on ``group_type`` with that sign (> 0: Ωm)."""
+    larger = "Om" if sign > 0 else "s8"
+    return any(
+        c["kind"] == "difference" and c["type"] == group_type and c["parameter"] == larger
+        for c in summary.get("claims", [])
+    )
 
 
 def _passes_all_but_skill(summary: dict[str, Any], group_type: str) -> bool:
