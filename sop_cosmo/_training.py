@@ -13,7 +13,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+
+from sop_cosmo._progress import progress_bar
 
 __all__ = ["train_epochs"]
 
@@ -49,7 +50,7 @@ def train_epochs(
     """
     history: dict[str, list[float]] = {"loss": [], "val": []}
     best_state: dict[str, Tensor] | None = None
-    for _ in (bar := tqdm(range(epochs), desc=desc, leave=False, disable=not progress)):
+    for _ in (bar := progress_bar(range(epochs), desc=desc, leave=False, disable=not progress)):
         module.train()
         losses = []
         for idx in torch.randperm(n_examples, generator=gen).split(batch_size):

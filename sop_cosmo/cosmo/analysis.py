@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from tqdm.auto import tqdm
 
+from sop_cosmo._progress import progress_bar
 from sop_cosmo.cosmo.config import AnalyzeConfig
 from sop_cosmo.cosmo.contracts.patchfile import PatchArrays
 from sop_cosmo.cosmo.dataset import Normalization
-from sop_cosmo.cosmo.maths.base_rates import random_grid_masks, type_shares
+from sop_cosmo.cosmo.maths.base_rates import random_grid_masks, share_intervals, type_shares
 from sop_cosmo.cosmo.maths.bootstrap import contributions
 from sop_cosmo.cosmo.maths.group_types import (
     STAT_NAMES,
@@ -90,7 +90,7 @@ def explain_maps(
     noise = sigma_noise is not None
     masks_l, weights_l, outputs_l, preds_l, stats_l, bins_l = [], [], [], [], [], []
     sweep_l: dict[float, list[NDArray]] = {s: [] for s in sweep_sigmas}
-    bar = tqdm(total=n, disable=not progress, desc=desc, unit="map")
+    bar = progress_bar(total=n, disable=not progress, desc=desc, unit="map")
     with torch.no_grad():
         for s in range(0, n, cfg.batch_size):
             x = torch.from_numpy((kappa[s : s + cfg.batch_size] - mean) / std).to(dev)
@@ -192,7 +192,7 @@ def masked_predictor(
     def predict(kappa: NDArray, replace: NDArray | None) -> NDArray:
         out = []
         with torch.no_grad():
-            for s in tqdm(range(0, len(kappa), batch_size), desc=desc, disable=not progress,
+            for s in progress_bar(range(0, len(kappa), batch_size), desc=desc, disable=not progress,
                           unit="batch", leave=False):  # fmt: skip
                 x = ((kappa[s : s + batch_size] - mean) / std).astype(np.float32)
                 if replace is not None:
@@ -248,26 +248,34 @@ def type_base_rates(
     """``summary.json``'s ``type_base_rates``: the type shares of every seed's selected groups
     (``generator``) next to those of random masks with as many attention cells on the same
     maps (``random``, seeded by ``cfg.seed``), typed by the same rule; by count, and
-    ``weighted`` by each parameter's selector weights."""
+    ``weighted`` by each parameter's selector weights; ``ci95`` holds 95% CIs of both shares
+    and of generator − random over test cosmologies × seeds."""
     kappa = patches.kappa
     n, _, h, w = kappa.shape
     rng = np.random.default_rng([int(cfg.seed), 21])  # the base rates' own stream
-    drawn = []
+    drawn = []  # (N, G) per seed
     for r in runs:
+        per_seed = []
         for s in range(0, n, cfg.batch_size):
             grid = random_grid_masks(r["masks"][s : s + cfg.batch_size], rng)
             pix = upsample_masks(grid, (h, w), patch=patch)
             kb = kappa[s : s + cfg.batch_size].astype(np.float64)
             stats, _ = _typing_stats(kb, pix, cfg, sigma_noise, b_index)
-            drawn.append(classify_groups(stats, tau_void=cfg.tau_void,
-                                         tau_cluster=cfg.tau_cluster))  # fmt: skip
-    weights = np.concatenate([r["weights"] for r in runs])
-    own = type_shares(np.concatenate([r["types"] for r in runs]), weights, names)
-    rand = type_shares(np.concatenate(drawn), weights, names)
+            per_seed.append(classify_groups(stats, tau_void=cfg.tau_void,
+                                            tau_cluster=cfg.tau_cluster))  # fmt: skip
+        drawn.append(np.concatenate(per_seed))
+    weights = np.stack([r["weights"] for r in runs])
+    types = np.stack([r["types"] for r in runs])
+    flat_w = weights.reshape(-1, *weights.shape[2:])
+    own = type_shares(types.reshape(-1, types.shape[-1]), flat_w, names)
+    rand = type_shares(np.concatenate(drawn), flat_w, names)
+    ci = share_intervals(types, np.stack(drawn), weights, names, units=patches.cosmo_id,
+                         n_boot=cfg.n_boot, seed=int(cfg.seed))  # fmt: skip
     return {
         "generator": own["groups"],
         "random": rand["groups"],
         "weighted": {"generator": own["weighted"], "random": rand["weighted"]},
+        "ci95": ci,
         "n_maps": int(n),
         "n_seeds": len(runs),
         "n_selected_groups": int((weights > 0).any(-1).sum()),

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from sop_cosmo._io import atomic_path
+from sop_cosmo._progress import progress_bar
 from sop_cosmo._threads import torch_threads
 from sop_cosmo._training import train_epochs
 from sop_cosmo.core import SOPConfig, SumOfParts
@@ -299,7 +299,7 @@ def _run_demo(
     t_explain = time.perf_counter()
     per_example, figure_rows = [], []
     for k, row in enumerate(
-        tqdm(pos_rows[: s["n_explain"]].tolist(), desc="explain", disable=not progress)
+        progress_bar(pos_rows[: s["n_explain"]].tolist(), desc="explain", disable=not progress)
     ):
         length = int(enc_test.unit_valid[row].sum())
         ids = enc_test.input_ids[row, :length]

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from sop_cosmo._io import atomic_path
+from sop_cosmo._progress import progress_bar
 from sop_cosmo._threads import torch_threads
 from sop_cosmo.core import SOPConfig, SumOfParts, VectorBackbone
 
@@ -227,7 +227,7 @@ def run_theory(
     jobs = [(f, d) for f in functions for d in range(2 if f == "binomial" else 1, max_d + 1)]
     rows = []
     with torch_threads(1):  # tiny models: threading overhead dominates
-        for name, d in tqdm(jobs, desc="theory", disable=not progress):
+        for name, d in progress_bar(jobs, desc="theory", disable=not progress):
             poly = polynomial_by_name(name, d)
             fits = {s: train_sop(poly, replace(config, selector=s)) for s in SELECTORS}
             for kind in KINDS:

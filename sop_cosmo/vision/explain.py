@@ -14,7 +14,8 @@ import time
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+
+from sop_cosmo._progress import progress_bar
 
 from ..attribution import grouped_insertion_deletion, insertion_deletion, patch_feature_mask
 from ..attribution.baselines import METHODS
@@ -83,7 +84,7 @@ def evaluate_explanations(
     explainers = {m: METHODS[m].from_settings(forward, **settings) for m in BASELINE_METHODS}
     methods = ("sop", "sop_groups", *BASELINE_METHODS)
     per_image: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
-    for i, x in enumerate(tqdm(images, desc="explain", leave=False, disable=not progress)):
+    for i, x in enumerate(progress_bar(images, desc="explain", leave=False, disable=not progress)):
         with torch.no_grad():
             target = int(forward(x[None]).argmax(-1))
             out = sop(x[None])

@@ -9,7 +9,7 @@ import pytest
 from sop_cosmo.cosmo.analysis import type_base_rates
 from sop_cosmo.cosmo.config import AnalyzeConfig
 from sop_cosmo.cosmo.contracts.patchfile import PatchArrays
-from sop_cosmo.cosmo.maths.base_rates import random_grid_masks, type_shares
+from sop_cosmo.cosmo.maths.base_rates import random_grid_masks, share_intervals, type_shares
 from sop_cosmo.cosmo.maths.group_types import (
     CLUSTER,
     OTHER,
@@ -18,6 +18,7 @@ from sop_cosmo.cosmo.maths.group_types import (
     group_statistics_nu,
     upsample_masks,
 )
+from sop_cosmo.cosmo.stages.report import describe_type_base_rates, type_base_rate_rows
 
 NAMES = ["Om", "s8"]
 N, GRID, CELL = 30, 6, 4  # 30 maps, a 6×6 grid of 4-pixel cells (24×24 pixels)
@@ -113,6 +114,20 @@ def test_a_generator_that_picks_planted_voids_is_more_void_than_its_random_masks
     assert type_base_rates(runs, patches, cfg, **kw) == out
     other = type_base_rates(runs, patches, AnalyzeConfig(nu_void=1.0, seed=4), **kw)
     assert other["random"] != out["random"] and other["generator"] == out["generator"]
+    # CIs over the maps (each its own cosmology here): they hold the point estimates, and the
+    # void excess of a generator that picks the planted voids excludes 0
+    ci = out["ci95"]
+    for key in ("generator", "random"):
+        for t, v in out[key].items():
+            assert ci["groups"][key][t][0] <= v + 1e-12 <= ci["groups"][key][t][1] + 2e-12
+    assert ci["groups"]["excess"]["void"][0] > 0.05
+    assert ci["groups"]["excess"]["cluster"] == [0.0, 0.0]
+    assert ci["weighted"]["Om"]["excess"]["void"][0] > 0.3
+    text = describe_type_base_rates({"type_base_rates": out})
+    assert "Above chance: void." in text and "95% CIs over test cosmologies" in text
+    rows = {r["type"]: r for r in type_base_rate_rows({"type_base_rates": out})}
+    lo, hi = ci["groups"]["excess"]["void"]
+    assert rows["void"]["95% CI"] == f"[{lo:+.3f}, {hi:+.3f}]"
     # two seeds pool their groups
     both = type_base_rates(runs * 2, patches, cfg, **kw)
     assert both["n_seeds"] == 2 and both["n_selected_groups"] == 8 * N
@@ -130,3 +145,32 @@ def test_patch_units_use_the_per_patch_rule():
     # 1.0-ν rule of the noise units typed only 30% void)
     assert 0.6 < out["random"]["void"] < 1.0
     assert sum(out["random"].values()) == pytest.approx(1.0)
+
+
+def test_share_intervals_resample_cosmologies_and_cover_a_generator_no_better_than_chance():
+    rng = np.random.default_rng(5)
+    s_, n_, g_ = 2, 40, 6
+    types = rng.integers(0, 3, (s_, n_, g_))
+    weights = rng.random((s_, n_, g_, 2)) * (rng.random((s_, n_, g_, 1)) < 0.5)
+    weights[..., 0, :] += 0.1  # every map selects a group
+    units = np.repeat(np.arange(8), 5)  # 8 cosmologies of 5 maps
+    kw = {"units": units, "n_boot": 400, "seed": 1}
+    same = share_intervals(types, types, weights, NAMES, **kw)
+    assert all(ci == [0.0, 0.0] for ci in same["groups"]["excess"].values())
+    other = share_intervals(types, rng.integers(0, 3, types.shape), weights, NAMES, **kw)
+    for block in (other["groups"], *other["weighted"].values()):
+        for t in ("void", "cluster", "other"):
+            lo, hi = block["excess"][t]
+            assert lo < 0 < hi  # both are uniform draws: no excess
+            assert 0 < block["generator"][t][0] < 1 / 3 < block["generator"][t][1] < 1
+    # resampling whole cosmologies of correlated maps widens the interval
+    # (one seed, so that the seeds' resampling adds nothing to either)
+    clustered = np.repeat(rng.integers(0, 3, (1, 8, g_)), 5, axis=1)
+    one = (clustered, types[:1], weights[:1], NAMES)
+    by_cosmo = share_intervals(*one, **kw)
+    by_map = share_intervals(*one, **{**kw, "units": None})
+    width = [np.diff(b["groups"]["generator"]["void"])[0] for b in (by_cosmo, by_map)]
+    assert width[0] > 1.5 * width[1]
+    assert share_intervals(types, types, weights, NAMES, **kw) == same
+    with pytest.raises(ValueError, match="do not match"):
+        share_intervals(types, types[:1], weights, NAMES, **kw)

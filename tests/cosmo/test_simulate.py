@@ -198,9 +198,15 @@ def test_stray_folders_from_a_bigger_grid_are_refused(tmp_path: Path) -> None:
         _simulate(tmp_path, 2, 1, 8, 3, progress=False)
 
 
-def test_progress_bar_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_progress_bar_goes_to_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # captured stderr is no terminal: bars print lines, here without waiting an interval
+    monkeypatch.setattr("sop_cosmo._progress.LINE_INTERVAL_S", 0.0)
     _simulate(tmp_path, 1, 2, 4, 0, progress=True)
-    assert "2/2" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "simulate: 100%" in captured.err and "2/2" in captured.err
+    assert "\r" not in captured.err and "2/2" not in captured.out
 
 
 # ---------------------------------------------------------------------------------------------

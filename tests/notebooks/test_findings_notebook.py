@@ -82,6 +82,7 @@ def test_notebook_executes_headless(analysis_dir, tmp_path):
     rates = summary["type_base_rates"]
     assert f"Of the SOP's {rates['n_selected_groups']} selected groups" in text
     assert f"{rates['random']['void']:.1%} void" in text
+    assert "with 95% CIs over test cosmologies × seeds" in text
     # the predicted-vs-true figure follows the skill table, and the map browser drew a figure
     skill_cell = next(i for i, c in enumerate(nb["cells"]) if "describe_skill(summary)" in
                       "".join(c["source"]))  # fmt: skip

@@ -67,7 +67,7 @@ def test_levels_under_the_chunked_preprocess(tmp_path):
     counts, commands = _plan(tmp_path, TWO_LEVELS, str(chunks))
     assert counts["preprocess_chunk_level"] == 4 and counts["preprocess_level"] == 2
     gathers = [c for c in commands if c.startswith("sop-cosmo gather") and "/levels/" in c]
-    assert len(gathers) == 2 and all(len(c.split(" --quiet")[0].split()) == 6 for c in gathers)
+    assert len(gathers) == 2 and all(len(c.split(" 2>&1")[0].split()) == 6 for c in gathers)
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ def test_slurm_dry_run_plans_one_job_per_chunk(tmp_path):
     lines = [ln for ln in plan.stdout.splitlines() if "--permute-labels" not in ln]
     chunk_jobs = re.findall(r"sop-cosmo preprocess .* --chunks 16 --chunk (\d+) ", "\n".join(lines))
     assert sorted(map(int, chunk_jobs)) == list(range(CHUNKS))
-    gather = re.search(r"sop-cosmo gather --out \S+ (.*) --quiet", "\n".join(lines))
+    gather = re.search(r"sop-cosmo gather --out \S+ (.*) 2>&1 \| tee", "\n".join(lines))
     assert gather and len(gather.group(1).split()) == CHUNKS
 
 

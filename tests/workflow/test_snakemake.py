@@ -170,6 +170,7 @@ def tiny_run(tmp_path_factory):
     seconds = time.perf_counter() - t0
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     print(f"\n.test end-to-end run: {seconds:.0f} s on --cores 2")
+    (tmp / "console.txt").write_text(result.stdout + result.stderr)
     return results, logs, args
 
 
@@ -185,6 +186,13 @@ def test_tiny_config_runs_end_to_end(tiny_run):
             metrics = json.loads(path.read_text())
             assert set(metrics["mse"]) == set(metrics["r2"]) == {"Om", "s8"} and metrics["n"] > 0
             assert (logs / "train" / model / f"seed{seed}.log").exists()
+    # every step's output reaches the console as well as its log (training's epochs among
+    # it), as whole lines: no bar redrawn with carriage returns in a log
+    console = (logs.parent / "console.txt").read_text()
+    epoch = "sop_cosmo.cosmo.stages.train: epoch 1/1 step"
+    assert epoch in console and epoch in (logs / "train" / "sop" / "seed0.log").read_text()
+    assert "controls: negative" in console and "Executing Cell 1" in console
+    assert not [p for p in logs.rglob("*.log") if "\r" in p.read_text()]
     for split in ("train", "val", "test"):
         assert (results / "patches" / f"{split}.h5").exists()
     summary = json.loads((results / "analyze" / "summary.json").read_text())

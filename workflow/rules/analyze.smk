@@ -72,7 +72,7 @@ rule analyze:
         null=null_flag,
     shell:
         "sop-cosmo analyze {params.checkpoints} --data {input.data} --out {params.out}"
-        " {params.flags} {params.null} --quiet > {log} 2>&1"
+        " {params.flags} {params.null} 2>&1 | tee {log}"
 
 
 rule baselines:
@@ -113,7 +113,7 @@ rule baselines:
         flags=flags("baselines", **THRESHOLDS, device=config["train"]["device"]),
     shell:
         "sop-cosmo baselines --checkpoint {input.model} --data {input.data} --out {params.out}"
-        " {params.flags} --quiet > {log} 2>&1"
+        " {params.flags} 2>&1 | tee {log}"
 
 
 rule controls:
@@ -144,4 +144,4 @@ rule controls:
         flags=flags("controls"),
     shell:
         "sop-cosmo controls --out {params.out} {params.flags} --threads {threads}"
-        " --quiet > {log} 2>&1"
+        " 2>&1 | tee {log}"

@@ -29,4 +29,4 @@ rule evaluate:
         device=config["train"]["device"],
     shell:
         "sop-cosmo evaluate --checkpoint {input.model} --data {input.data}"
-        " --out {output} --device {params.device} > {log} 2>&1"
+        " --out {output} --device {params.device} 2>&1 | tee {log}"

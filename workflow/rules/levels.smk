@@ -170,4 +170,4 @@ rule skill_by_level:
         ),
     shell:
         "sop-cosmo compare {params.metrics} --out {params.out} --name skill_by_level"
-        " > {log} 2>&1"
+        " 2>&1 | tee {log}"

@@ -300,4 +300,4 @@ if SIMULATED:
         shell:
             "sop-cosmo compare {params.metrics} --summary lognormal {input.real_summary}"
             " --summary gaussian {input.null_summary} --out {params.out}"
-            " --name gaussian_vs_lognormal > {log} 2>&1"
+            " --name gaussian_vs_lognormal 2>&1 | tee {log}"

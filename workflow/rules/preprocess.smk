@@ -55,7 +55,7 @@ if CHUNKS > 1:
             flags=flags("preprocess"),
         shell:
             "sop-cosmo preprocess --root {params.root} --out {params.out} {params.flags}"
-            " --chunk {wildcards.chunk} --quiet > {log} 2>&1"
+            " --chunk {wildcards.chunk} 2>&1 | tee {log}"
 
     rule preprocess:
         input:
@@ -79,7 +79,7 @@ if CHUNKS > 1:
             out=RESULTS / "patches",
             chunks=[CHUNK_DIR / str(i) for i in range(CHUNKS)],
         shell:
-            "sop-cosmo gather --out {params.out} {params.chunks} --quiet > {log} 2>&1"
+            "sop-cosmo gather --out {params.out} {params.chunks} 2>&1 | tee {log}"
 
 else:
 
@@ -106,4 +106,4 @@ else:
             flags=flags("preprocess"),
         shell:
             "sop-cosmo preprocess --root {params.root} --out {params.out} {params.flags}"
-            " --quiet > {log} 2>&1"
+            " 2>&1 | tee {log}"

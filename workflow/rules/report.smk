@@ -36,7 +36,8 @@ rule notebook:
     shell:
         "papermill {input.notebook:q} {params.partial:q} --kernel {params.kernel}"
         " -r analysis_dir {params.analysis:q} -r baselines_dir {params.baselines:q}"
-        " -r controls_dir {params.controls:q} {params.gaussian} --no-progress-bar > {log} 2>&1"
+        " -r controls_dir {params.controls:q} {params.gaussian}"
+        " --no-progress-bar --log-output 2>&1 | tee {log}"
         " && mv {params.partial:q} {output:q}"
 
 
@@ -66,5 +67,5 @@ rule notebook_html:
         partial=lambda wildcards, output: Path(output[0]).with_suffix(".partial.html"),
     shell:
         "jupyter nbconvert --to html --output-dir {params.outdir:q}"
-        " --output {params.name:q} {input:q} > {log} 2>&1"
+        " --output {params.name:q} {input:q} 2>&1 | tee {log}"
         " && mv {params.partial:q} {output:q}"

@@ -20,4 +20,4 @@ rule simulate:
         root=DATA_ROOT,
         flags=flags("simulate"),
     shell:
-        "sop-cosmo simulate --out {params.root} {params.flags} --quiet > {log} 2>&1"
+        "sop-cosmo simulate --out {params.root} {params.flags} 2>&1 | tee {log}"

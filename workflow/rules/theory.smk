@@ -27,4 +27,4 @@ rule theory:
         out=lambda wildcards, output: Path(output.csv).parent,
         flags=flags("theory"),
     shell:
-        "sop-cosmo theory {params.flags} --out {params.out} --quiet > {log} 2>&1"
+        "sop-cosmo theory {params.flags} --out {params.out} 2>&1 | tee {log}"

@@ -49,7 +49,7 @@ rule train_cnn:
         command=TRAIN_COMMAND,
     shell:
         "{params.command} --train {input.train} --val {input.val} --out {params.out}"
-        " {params.flags} --quiet > {log} 2>&1"
+        " {params.flags} 2>&1 | tee {log}"
 
 
 rule train_sop:
@@ -78,7 +78,7 @@ rule train_sop:
         command=TRAIN_COMMAND,
     shell:
         "{params.command} --train {input.train} --val {input.val} --out {params.out}"
-        " --backbone {input.backbone} {params.flags} --quiet > {log} 2>&1"
+        " --backbone {input.backbone} {params.flags} 2>&1 | tee {log}"
 
 
 rule train_stats:
@@ -102,4 +102,4 @@ rule train_stats:
         flags=lambda wildcards: train_flags("stats", wildcards.seed),
     shell:
         "sop-cosmo train --train {input.train} --val {input.val} --out {params.out}"
-        " {params.flags} --quiet > {log} 2>&1"
+        " {params.flags} 2>&1 | tee {log}"

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from sop_cosmo._io import atomic_path
+from sop_cosmo._progress import progress_bar
 from sop_cosmo.attribution import keep_top_patches
 from sop_cosmo.attribution.baselines import METHODS
 from sop_cosmo.cosmo.config import BaselinesConfig, resolve
@@ -143,7 +143,7 @@ def run_baselines(
     import captum.attr  # noqa: F401  (imported before the timings, not inside the first one)
 
     results = {m: MethodResult() for m in chosen}
-    bar = tqdm(idx, disable=not progress, desc="baselines maps", unit="map")
+    bar = progress_bar(idx, disable=not progress, desc="baselines maps", unit="map")
     for i, row in enumerate(bar):
         for method in chosen:
             bar.set_postfix(method=method, refresh=False)

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sop_cosmo._io import atomic_path
+from sop_cosmo._progress import progress_write
 from sop_cosmo.cosmo.config import (
     GROUP_TYPES,
     PARAM_NAMES,
@@ -414,8 +415,12 @@ def run_controls(
     t0 = time.perf_counter()
     result: dict[str, Any] = {}
     with torch_threads(threads) as used:
-        for kind in CONTROL_KINDS:
+        for i, kind in enumerate(CONTROL_KINDS, start=1):
             result[kind] = run_control(kind, out / kind, settings, seed=seed, progress=progress)
+            if progress:  # a line per control: each takes minutes at the default size
+                verdict = "passed" if result[kind]["passed"] else "failed"
+                progress_write(f"controls: {kind} {verdict} ({i}/{len(CONTROL_KINDS)}, "
+                               f"{time.perf_counter() - t0:.0f} s)")  # fmt: skip
     result.update({
         "seed": seed, "quick": quick, "settings": settings.to_dict(),
         "torch_threads": used,

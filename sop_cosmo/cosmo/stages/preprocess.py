@@ -30,8 +30,8 @@ from typing import Any
 
 import healpy as hp
 import numpy as np
-from tqdm import tqdm
 
+from sop_cosmo._progress import progress_bar
 from sop_cosmo.cosmo.config import NOISE_MODELS, SPLITS, PreprocessConfig, resolve
 from sop_cosmo.cosmo.contracts.cosmogrid import cosmo_id, find_maps, map_source, read_map
 from sop_cosmo.cosmo.contracts.patchfile import PatchFileWriter
@@ -186,7 +186,7 @@ def preprocess(
             )  # fmt: skip
             files[split] = stack.enter_context(writer)
         desc = "preprocess" if chunk is None else f"preprocess chunk {chunk}/{cfg.chunks}"
-        for record, cid in tqdm(todo, desc=desc, disable=not progress):
+        for record, cid in progress_bar(todo, desc=desc, disable=not progress):
             if record is todo[0][0]:
                 maps = first
             else:
@@ -292,7 +292,7 @@ def gather(
                 out_dir / f"{split}.h5", n_bins=kappa[0], patch_size=kappa[1],
                 param_names=rows.param_names, attrs=want, extra=extra,
             ))  # fmt: skip
-            bar = tqdm(total=len(rows), desc=f"gather {split}", disable=not progress)
+            bar = progress_bar(total=len(rows), desc=f"gather {split}", disable=not progress)
             for a, b in rows.blocks(_GATHER_ROWS):
                 writer.append(
                     rows.read_range("kappa", a, b), rows.read_range("params", a, b),

@@ -69,6 +69,7 @@ def type_base_rate_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     block = summary.get("type_base_rates")
     if not block:
         return []
+    ci = block.get("ci95")  # absent in summaries written before the CIs
     rows = []
     for t in GROUP_TYPES:
         row: dict[str, Any] = {
@@ -77,11 +78,19 @@ def type_base_rate_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             "random masks": block["random"][t],
             "groups − random": block["generator"][t] - block["random"][t],
         }
+        if ci:
+            row["95% CI"] = _ci_text(ci["groups"]["excess"][t])
         for p, shares in block["weighted"]["generator"].items():
             row[f"weight share {p}"] = shares[t]
             row[f"random, {p} weights"] = block["weighted"]["random"][p][t]
+            if ci:
+                row[f"{p} excess 95% CI"] = _ci_text(ci["weighted"][p]["excess"][t])
         rows.append(row)
     return rows
+
+
+def _ci_text(ci: list[float], fmt: str = "+.3f") -> str:
+    return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
 
 
 def describe_type_base_rates(summary: dict[str, Any]) -> str:
@@ -90,7 +99,7 @@ def describe_type_base_rates(summary: dict[str, Any]) -> str:
     if not block:
         return "This summary has no random-mask base rates: rerun `sop-cosmo analyze`."
     gen, rand = block["generator"], block["random"]
-    return (
+    text = (
         f"Of the SOP's {block['n_selected_groups']} selected groups ({block['n_maps']} maps × "
         f"{block['n_seeds']} seed(s)), "
         + ", ".join(f"{gen[t]:.1%} are {t}" for t in GROUP_TYPES)
@@ -98,8 +107,24 @@ def describe_type_base_rates(summary: dict[str, Any]) -> str:
         "rule, give "
         + ", ".join(f"{rand[t]:.1%} {t}" for t in GROUP_TYPES)
         + ". A type above its random share is picked out beyond what the group sizes give "
-        "by chance."
+        "by chance"
     )
+    ci = block.get("ci95")
+    if not ci:
+        return text + "."
+    excess = ci["groups"]["excess"]
+    above = [t for t in GROUP_TYPES if excess[t][0] > 0]
+    below = [t for t in GROUP_TYPES if excess[t][1] < 0]
+    return (
+        text
+        + "; groups − random, with 95% CIs over test cosmologies × seeds: "
+        + ", ".join(
+            f"{t} {gen[t] - rand[t]:+.1%} {_ci_text(excess[t], '+.1%')}" for t in GROUP_TYPES
+        )
+        + ". "
+        + (f"Above chance: {', '.join(above)}. " if above else "No type is above chance. ")
+        + (f"Below chance: {', '.join(below)}." if below else "")
+    ).rstrip()
 
 
 def region_importance_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:

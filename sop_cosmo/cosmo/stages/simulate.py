@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from sop_cosmo._progress import progress_bar
 from sop_cosmo.cosmo.config import SIM_FIELDS, SimulateConfig, resolve
 from sop_cosmo.cosmo.contracts.cosmogrid import (
     COSMO_GLOB,
@@ -187,7 +187,7 @@ def simulate_grid(
         {**params, "path_par": path_par(_SET, cosmo_folder(i))}
         for i, params in enumerate(cosmologies, start=1)
     ]
-    with tqdm(
+    with progress_bar(
         total=0 if cfg.metainfo_only else n_cosmologies * n_perms,
         disable=not progress or cfg.metainfo_only,
         desc="simulate",

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from sop_cosmo._progress import interactive, progress_bar, progress_write
 from sop_cosmo.core import mean_group_diagnostics
 from sop_cosmo.cosmo import runfiles
 from sop_cosmo.cosmo.config import TrainConfig, model_options
@@ -307,7 +307,7 @@ def _train(
         t0 = time.perf_counter()
         sampler = epoch_batches(epoch, state.batch)
         loader = batch_loader(train_data.x, train_data.y, sampler, runtime, config.num_workers)
-        bar = tqdm(
+        bar = progress_bar(
             loader,
             total=steps_per_epoch,
             initial=state.batch,
@@ -406,8 +406,8 @@ def _train(
             groups_text,
             " (best)" if improved else "",
         )
-        if progress and groups_used:
-            tqdm.write(f"{config.kind} epoch {state.epoch}: val {val_loss:.4f}{groups_text}")
+        if progress and groups_used and interactive():  # elsewhere the log line shows it
+            progress_write(f"{config.kind} epoch {state.epoch}: val {val_loss:.4f}{groups_text}")
         if stop:
             log.info("early stop: %d epochs without a better val loss", state.bad_epochs)
             break
