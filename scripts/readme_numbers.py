@@ -205,8 +205,8 @@ def theory(results: Path, csv_path: Path | None = None) -> str:
     ds = sorted({d for f, d in by if f == "binomial"} or {d for _, d in by})
 
     def cell(function: str, d: int, column: str) -> str:
-        row = by.get((function, d))
-        return _num(float(row[column])) if row else "—"
+        row = by.get((function, d))  # a column of a newer experiment may be missing
+        return _num(float(row[column])) if row and row.get(column) else "—"
 
     rows = [
         [
@@ -215,12 +215,14 @@ def theory(results: Path, csv_path: Path | None = None) -> str:
             cell("monomial", d, "grouped_error"),
             cell("binomial", d, "per_feature_error"),
             cell("binomial", d, "grouped_error"),
+            cell("binomial", d, "grouped_error_budget_selector"),
             cell("binomial", d, "grouped_error_uniform_selector"),
         ]
         for d in ds
     ]
     header = ["d", "monomial: per-feature", "monomial: SOP", "binomial: per-feature",
-              "binomial: SOP (learned selector)", "binomial: SOP (uniform selector)"]  # fmt: skip
+              "binomial: SOP (learned selector)", "binomial: SOP (budget selector, 2 groups)",
+              "binomial: SOP (uniform selector)"]  # fmt: skip
     return _table(header, rows)
 
 

@@ -29,11 +29,13 @@ def _theory(args: argparse.Namespace) -> int:
 
     run = from_args(TheoryRunConfig, args)
     rows = run_theory(run.max_d, args.out, run.training(), progress=not args.quiet)
-    print(f"{'function':>9} {'d':>3} {'per-feature':>12} {'SOP':>8} {'SOP uniform':>12}")
+    print(f"{'function':>9} {'d':>3} {'per-feature':>12} {'SOP':>8} {'SOP budget':>11} "
+          f"{'SOP uniform':>12}")  # fmt: skip
     for r in (r for r in rows if r["kind"] == "insertion"):
         print(
             f"{r['function']:>9} {r['d']:>3} {r['per_feature_error']:>12.4f} "
-            f"{r['grouped_error']:>8.4f} {r['grouped_error_uniform_selector']:>12.4f}"
+            f"{r['grouped_error']:>8.4f} {r['grouped_error_budget_selector']:>11.4f} "
+            f"{r['grouped_error_uniform_selector']:>12.4f}"
         )
     print(f"wrote {args.out}/theory.csv and {args.out}/theory.png (insertion shown; see CSV)")
     return 0

@@ -66,7 +66,8 @@ def results(tmp_path):
                 theory.append({
                     "function": function, "kind": kind, "d": d,
                     "per_feature_error": d / 10 + (kind == "deletion"),
-                    "grouped_error": d / 100, "grouped_error_uniform_selector": d / 1000,
+                    "grouped_error": d / 100, "grouped_error_budget_selector": d / 200,
+                    "grouped_error_uniform_selector": d / 1000,
                 })  # fmt: skip
     _write_csv(res / "theory" / "theory.csv", theory)
     return res
@@ -91,8 +92,8 @@ def test_rewrites_every_block_from_the_results(results, tmp_path):
     # Best MSE first.
     assert text.index("| rise | 0.040 | 0.250 |") < text.index("| sop | 0.050 | 0.500 |")
     # Insertion rows only, from the binomial's first d; the missing d = 1 binomial is not shown.
-    assert "| 2 | 0.200 | 0.020 | 0.200 | 0.020 | 0.002 |" in text
-    assert "| 3 | 0.300 | 0.030 | 0.300 | 0.030 | 0.003 |" in text
+    assert "| 2 | 0.200 | 0.020 | 0.200 | 0.020 | 0.010 | 0.002 |" in text
+    assert "| 3 | 0.300 | 0.030 | 0.300 | 0.030 | 0.015 | 0.003 |" in text
     assert "| 1 |" not in text
 
 
@@ -142,4 +143,4 @@ def test_theory_can_come_from_another_run(results, tmp_path):
     readme.write_text("<!-- numbers:theory:start -->\n<!-- numbers:theory:end -->\n")
     args = ["--results", str(results), "--file", str(readme), "--theory", str(other)]
     assert numbers.main(args) == 0
-    assert "| 2 | 0.200 | 0.777 | 0.200 | 0.777 | 0.002 |" in readme.read_text()
+    assert "| 2 | 0.200 | 0.777 | 0.200 | 0.777 | 0.010 | 0.002 |" in readme.read_text()

@@ -11,6 +11,7 @@ the void or cluster pixels are replaced by the baseline or by a Gaussianised cop
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from sop_cosmo._progress import progress_bar
+from sop_cosmo._progress import progress_bar, progress_write
 from sop_cosmo.cosmo.config import AnalyzeConfig
 from sop_cosmo.cosmo.contracts.patchfile import PatchArrays
 from sop_cosmo.cosmo.dataset import Normalization
@@ -42,6 +43,7 @@ from sop_cosmo.cosmo.maths.occlusion import (
     region_masks_nu,
     region_masks_patch,
 )
+from sop_cosmo.cosmo.maths.selection import map_indices
 
 __all__ = [
     "by_bin",
@@ -215,12 +217,17 @@ def region_importance_of(
     when the void or cluster pixels (the typing's pixel rule, in ``cfg.type_units``) are
     replaced by each model's baseline, or by the pixels of a phase-randomised copy of the map
     (seeded by ``cfg.seed``), each with the area-matched random control, bootstrapped over test
-    cosmologies × seeds like the weight shares (``runs`` give the unreplaced predictions)."""
+    cosmologies × seeds like the weight shares (``runs`` give the unreplaced predictions).
+    Each replacement is a forward pass of every seed's SOP over the maps, so it runs on at most
+    ``cfg.region_maps`` of them, spread evenly over the file (ordered by cosmology, so each
+    cosmology keeps about its share while ``region_maps`` is well above their number)."""
+    keep = map_indices(len(patches.kappa), cfg.region_maps)
+    kappa, params, cosmo_id = patches.kappa[keep], patches.params[keep], patches.cosmo_id[keep]
     if sigma_noise is not None:
-        regions = region_masks_nu(patches.kappa, sigma_noise, nu_void=cfg.nu_void,
+        regions = region_masks_nu(kappa, sigma_noise, nu_void=cfg.nu_void,
                                   nu_cluster=cfg.nu_cluster)  # fmt: skip
     else:
-        regions = region_masks_patch(patches.kappa, b_index, void_sigma=cfg.void_sigma,
+        regions = region_masks_patch(kappa, b_index, void_sigma=cfg.void_sigma,
                                      cluster_sigma=cfg.cluster_sigma)  # fmt: skip
     predictors = [
         masked_predictor(model, Normalization.from_dict(ckpt.norm),
@@ -230,15 +237,19 @@ def region_importance_of(
         for i, (model, ckpt) in enumerate(loaded)
     ]  # fmt: skip
     names = list(Normalization.from_dict(loaded[0][1].norm).param_names)
-    gaussian = phase_randomise(patches.kappa, np.random.default_rng([int(cfg.seed), 22]))
-    return {
-        replacement: region_importance(
-            predictors, patches.kappa, patches.params, regions, names,
-            cosmo_id=patches.cosmo_id, n_boot=cfg.n_boot, seed=cfg.seed,
-            references=[r["preds"] for r in runs], surrogate=surrogate,
-        )
-        for replacement, surrogate in (("baseline", None), ("gaussianised", gaussian))
-    }  # fmt: skip
+    gaussian = phase_randomise(kappa, np.random.default_rng([int(cfg.seed), 22]))
+    out = {}
+    for replacement, surrogate in (("baseline", None), ("gaussianised", gaussian)):
+        t0 = time.perf_counter()
+        out[replacement] = region_importance(
+            predictors, kappa, params, regions, names, cosmo_id=cosmo_id, n_boot=cfg.n_boot,
+            seed=cfg.seed, references=[r["preds"][keep] for r in runs], surrogate=surrogate,
+        )  # fmt: skip
+        if progress:
+            progress_write(f"analyze: region importance, {replacement} replacement, on "
+                           f"{len(keep)} maps × {len(loaded)} seed(s) "
+                           f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+    return out
 
 
 def type_base_rates(

@@ -312,6 +312,11 @@ class AnalyzeConfig(Thresholds):
     )
     n_boot: int = _opt(1000, "bootstrap resamples over test cosmologies (and seeds)")
     max_maps: int | None = _opt(None, "analyse at most this many test maps, spread evenly")
+    region_maps: int | None = _opt(
+        512,
+        "replace the void and cluster regions (region_importance) on at most this many "
+        "of the analysed maps, spread evenly; none: all",
+    )
     seed: int = _opt(0, "bootstrap seed")
     device: str = _opt("auto", "auto, cpu or cuda[:N]")
     batch_size: int = _opt(64, "maps per forward pass")
@@ -338,6 +343,10 @@ class ControlsConfig:
     quick: bool = _opt(False, "the small size (about a minute on one CPU core)")
     seed: int = _opt(0, "seeds data, training and bootstraps")
     threads: int = _opt(1, "torch CPU threads (1 is fastest for these small models)")
+    train_seeds: int | None = _opt(
+        None,
+        "CNN + SOP trainings per control, analysed as one ensemble (default: 3, 1 with --quick)",
+    )
 
 
 @dataclass(frozen=True)

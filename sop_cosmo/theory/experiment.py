@@ -14,8 +14,11 @@ Choices, and why:
   them, masks can encode the label through which units they hide, since the masked value 0 is
   also a legal input; we saw training MSE reach 0 with meaningless groups that way.
 - The keep fraction is the largest term's share of d: SOP must still find *which* features.
-- Two selectors are trained: the learned sparsemax selector, and a uniform one
-  (``group_sel_scale = 0``). The learned selector sees every group's pooled features, so its
+- Three selectors are trained: the anchor's learned sparsemax selector on raw scores
+  ("learned"); the budget selector, the package's default rule, which standardises the
+  scores over the groups and picks the sparsemax temperature that keeps exactly as many groups
+  as p has terms ("budget": 2 for the binomial; the monomial's groups all tie); and a uniform one
+  (``group_sel_scale = 0``). The learned selectors see every group's pooled features, so their
   weights can carry information across groups; the uniform one cannot, which isolates whether
   the generator alone finds the product terms.
 """
@@ -49,7 +52,7 @@ __all__ = [
     "train_sop",
 ]
 
-SELECTORS = ("learned", "uniform")
+SELECTORS = ("learned", "budget", "uniform")
 CSV_COLUMNS = (
     "function",
     "kind",
@@ -59,10 +62,13 @@ CSV_COLUMNS = (
     "oracle_grouped_error",
     "grouped_error",
     "grouped_total_error",
+    "grouped_error_budget_selector",
     "grouped_error_uniform_selector",
     "sop_test_mse",
+    "sop_test_mse_budget_selector",
     "sop_test_mse_uniform_selector",
     "sop_groups_match_terms",
+    "sop_groups_match_terms_budget_selector",
     "sop_groups_match_terms_uniform_selector",
 )
 
@@ -83,8 +89,9 @@ class TheoryConfig:
         Width of the two-layer MLP backbone.
     n_train, n_test : int
         Sampled training and test inputs.
-    selector : {"learned", "uniform"}
-        Sparsemax selector, or uniform weights (selector scale 0).
+    selector : {"learned", "budget", "uniform"}
+        Sparsemax on raw scores; sparsemax at the temperature that keeps as many groups as the
+        polynomial has terms; or uniform weights (selector scale 0).
     mask_mode : {"ste", "anchor"}
         Gradient path to the masks (see :mod:`sop_cosmo.core.generator`).
     restarts : int
@@ -184,10 +191,10 @@ def _fit(poly: Polynomial, config: TheoryConfig, seed: int) -> SumOfParts:
         mask_mode=config.mask_mode,
         freeze_backbone=False,
         selector_init="random",
-        # The anchor's raw-score selector: scale 0 makes it uniform, the control this
-        # experiment needs (a budget selector would always keep some groups at weight 0).
-        group_sel_scale=1.0 if config.selector == "learned" else 0.0,
-        active_groups=None,
+        # learned: the anchor's raw-score selector; uniform: its scale 0 (every group 1/G, the
+        # control); budget: the default rule, which keeps exactly as many groups as p has terms.
+        group_sel_scale=0.0 if config.selector == "uniform" else 1.0,
+        active_groups=len(poly.terms) if config.selector == "budget" else None,
     )
     model = SumOfParts(backbone, sop_config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -245,8 +252,9 @@ def run_theory(
 
 def _row(poly: Polynomial, name: str, kind: str, fits: dict[str, TrainedExplanation]) -> dict:
     terms = {tuple(t) for t in poly.terms}
-    learned, uniform = fits["learned"], fits["uniform"]
+    learned, budget, uniform = fits["learned"], fits["budget"], fits["uniform"]
     err_learned = grouped_error(poly, learned.groups, learned.alpha, kind=kind)
+    err_budget = grouped_error(poly, budget.groups, budget.alpha, kind=kind)
     err_uniform = grouped_error(poly, uniform.groups, uniform.alpha, kind=kind)
     return {
         "function": name,
@@ -257,10 +265,13 @@ def _row(poly: Polynomial, name: str, kind: str, fits: dict[str, TrainedExplanat
         "oracle_grouped_error": grouped_error(poly, *oracle_groups(poly), kind=kind).worst,
         "grouped_error": err_learned.worst,
         "grouped_total_error": err_learned.total,
+        "grouped_error_budget_selector": err_budget.worst,
         "grouped_error_uniform_selector": err_uniform.worst,
         "sop_test_mse": learned.test_mse,
+        "sop_test_mse_budget_selector": budget.test_mse,
         "sop_test_mse_uniform_selector": uniform.test_mse,
         "sop_groups_match_terms": learned.active_groups() == terms,
+        "sop_groups_match_terms_budget_selector": budget.active_groups() == terms,
         "sop_groups_match_terms_uniform_selector": uniform.active_groups() == terms,
     }
 
@@ -276,6 +287,7 @@ def plot_table(rows: list[dict], path: str | Path, floor: float = 1e-4) -> None:
     series = [
         ("per_feature_error", "per-feature optimum (LP)", "-", "o"),
         ("grouped_error", "SOP, learned selector", "--", "s"),
+        ("grouped_error_budget_selector", "SOP, budget selector", "-.", "D"),
         ("grouped_error_uniform_selector", "SOP, uniform selector", ":", "^"),
     ]
     colours = {"monomial": "tab:blue", "binomial": "tab:red"}
@@ -294,7 +306,7 @@ def plot_table(rows: list[dict], path: str | Path, floor: float = 1e-4) -> None:
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel(f"error (values < {floor:g} drawn at {floor:g})")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.14, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")

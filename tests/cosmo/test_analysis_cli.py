@@ -376,3 +376,20 @@ def test_a_null_summary_gates_every_candidate(run, tmp_path):
     assert s["null_gate"]["n_claims"] == 0
     for c, own in zip(s["claim_checks"], plain["claim_checks"], strict=True):
         assert c["null_gate"] == "failed" and c["null_value"] == own["value"] == c["value"]
+
+
+def test_region_importance_on_a_subsample_of_the_maps(run, tmp_path):
+    out = tmp_path / "R"
+    assert main(["analyze", "--checkpoint", str(run["sop"]), "--data", str(run["test"]),
+                 "--out", str(out), "--n-boot", "200", "--seed", "1", "--device", "cpu",
+                 "--quiet", "--type-units", "patch", "--region-maps", "5"]) == 0  # fmt: skip
+    s, full = (_strict((p / "summary.json").read_text()) for p in (out, run["out"]))
+    assert s["region_importance_maps"] == 5 and full["region_importance_maps"] == 20
+    # the evenly spread maps of the file: its area fraction, not the whole file's
+    with h5py.File(run["test"]) as f:
+        k = f["kappa"][...].astype(np.float64)[:, -1]
+    keep = np.unique(np.round(np.linspace(0, len(k) - 1, 5)).astype(int))
+    area = s["region_importance"]["void"]["Om"]["area_fraction"]
+    assert area == pytest.approx(np.mean(k[keep] < 0))
+    # the rest of the analysis does not change
+    assert s["differences"] == full["differences"] and s["n_maps"] == full["n_maps"]

@@ -1,6 +1,7 @@
 """Planted controls: the generator's contract and plant, the untrained twin, the verdicts."""
 
 import json
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -14,7 +15,9 @@ from sop_cosmo.cosmo.dataset import load_split
 from sop_cosmo.cosmo.maths.planted import ControlSpec, gaussian_fields, plant, planted_scales
 from sop_cosmo.cosmo.models import load_model
 from sop_cosmo.cosmo.stages.controls import (
+    QUICK,
     judge,
+    run_control,
     run_controls,
     untrained_checkpoint,
     write_control,
@@ -238,3 +241,52 @@ def test_quick_controls_pass_their_structural_checks(quick_run):
             # a claim is made exactly when the skill gate is passed
             assert checks[f"{t}_claimed"] == result[kind]["skill"]["passed"], (kind, checks)
     assert result["negative"]["passed"], result["negative"]["checks"]
+
+
+@pytest.mark.slow
+def test_a_control_trains_several_seeds_and_judges_their_ensemble(tmp_path):
+    torch.set_num_threads(1)
+    tiny = replace(QUICK, n_cosmologies=40, n_perms=2, cnn_epochs=1, sop_epochs=1, n_boot=50,
+                   train_seeds=2)  # fmt: skip
+    result = run_control("negative", tmp_path, tiny, seed=3, progress=False)
+    assert result["train_seeds"] == [3, 1003]
+    for where in (tmp_path, tmp_path / "seed1"):
+        assert (where / "cnn" / "model.pt").exists() and (where / "sop" / "model.pt").exists()
+    assert not (tmp_path / "seed2").exists()
+    # the further seed trains on planted data of its own, drawn with its seed
+    with (
+        h5py.File(tmp_path / "data" / "train.h5") as a,
+        h5py.File(tmp_path / "seed1" / "data" / "train.h5") as b,
+    ):
+        assert a["kappa"].shape == b["kappa"].shape
+        assert not np.array_equal(a["kappa"][...], b["kappa"][...])
+    summary = json.loads((tmp_path / "analysis" / "summary.json").read_text())
+    # one analysis of both seeds: CIs over cosmologies × seeds, a skill and a sign per seed
+    assert summary["seeds"] == [3, 1003] and summary["bootstrap"]["n_seeds"] == 2
+    assert len(result["skill"]["r2_per_seed"]["Om"]) == 2
+    assert all(len(c["per_seed"]) == 2 for c in summary["claim_checks"])
+    assert [len(v) for v in result["test_mse_per_seed"].values()] == [2, 2]
+    assert set(result["difference_gates"]) == {"void", "cluster"}
+    with pytest.raises(ValueError, match="train_seeds"):
+        run_control("negative", tmp_path / "bad", replace(tiny, train_seeds=0), progress=False)
+
+
+def test_train_seeds_option_overrides_the_settings_and_is_checked_first(tmp_path, monkeypatch):
+    import sop_cosmo.cosmo.stages.controls as controls
+
+    seen = []
+
+    def fake(kind, out_dir, settings, *, seed, progress):
+        seen.append(settings.train_seeds)
+        return {"passed": True, "checks": {}, "differences": {}}
+
+    monkeypatch.setattr(controls, "run_control", fake)
+    monkeypatch.setattr("sop_cosmo.cosmo.figures.controls_figure", lambda result, path: None)
+    run_controls(tmp_path / "a", quick=True, train_seeds=2, progress=False)
+    assert seen == [2, 2, 2]
+    seen.clear()
+    run_controls(tmp_path / "b", quick=True, progress=False)
+    assert seen == [1, 1, 1]  # the quick size's own
+    with pytest.raises(ValueError, match="train_seeds"):
+        run_controls(tmp_path / "c", train_seeds=0, progress=False)
+    assert not (tmp_path / "c").exists()

@@ -92,6 +92,12 @@ def test_baselines_and_controls_verdicts():
     assert "lacked skill" in describe_controls({"positive": unskilled})
     missed = {**unskilled, "checks": {**checks, "void_sign": False}}
     assert "lacked skill" not in describe_controls({"positive": missed})
+    # with the claim gates recorded, the text names the ones that failed, and only those
+    gates = {"skill": True, "cosmologies": True, "ci_excludes_zero": True, "seeds_agree": False}
+    split = {"passed": False, "checks": checks, "skill": {"passed": True},
+             "difference_gates": {"void": gates, "cluster": {**gates, "skill": False}}}  # fmt: skip
+    text = describe_controls({"positive": split})
+    assert "the training seeds disagree in sign" in text and "lacked skill" not in text
 
 
 def test_load_json_names_the_file(tmp_path):

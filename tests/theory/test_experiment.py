@@ -16,6 +16,15 @@ def test_uniform_selector_sop_finds_the_binomial_terms_and_zero_error():
     assert fit.test_mse < 1e-3
 
 
+def test_budget_selector_keeps_as_many_groups_as_the_polynomial_has_terms():
+    fit = train_sop(binomial(4), TheoryConfig(n_groups=4, steps=100, selector="budget"))
+    # at most the budget (a kept group can tie with, or be outscored to 0 by, the other)
+    assert 1 <= np.count_nonzero(fit.alpha) <= 2, fit.alpha
+    # the monomial's groups are all the same mask (k = 1): tied scores, every group weighted
+    fit = train_sop(monomial(3), TheoryConfig(n_groups=4, steps=100, selector="budget"))
+    assert np.count_nonzero(fit.alpha) == 4 and np.allclose(fit.alpha, fit.alpha[0])
+
+
 def test_contributions_sum_to_the_prediction_at_all_ones():
     fit = train_sop(monomial(3), TheoryConfig(n_groups=3, steps=300))
     # The monomial keeps every feature (k = 1), so the prediction at x = 1 is Σα ≈ p(1) = 1.
@@ -36,7 +45,9 @@ def test_run_theory_writes_the_table_and_plot(tmp_path):
     assert len(rows) == 2 * (3 + 2)
     with open(tmp_path / "theory.csv") as fh:
         table = list(csv.DictReader(fh))
-    assert {"d", "per_feature_error", "grouped_error"} <= set(table[0])
+    assert {"d", "per_feature_error", "grouped_error", "grouped_error_budget_selector"} <= set(
+        table[0]
+    )
     mono_ins = {int(r["d"]): float(r["per_feature_error"]) for r in table
                 if r["function"] == "monomial" and r["kind"] == "insertion"}  # fmt: skip
     assert mono_ins == pytest.approx({1: 0.0, 2: 1 / 3, 3: 2 / 5}, abs=1e-6)

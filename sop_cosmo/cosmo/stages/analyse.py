@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sop_cosmo._progress import progress_write
 from sop_cosmo.cosmo.analysis import (
     by_bin,
     explain_maps,
@@ -58,7 +60,7 @@ from sop_cosmo.cosmo.maths.group_types import (
     purity,
     type_weights,
 )
-from sop_cosmo.cosmo.maths.selection import resolve_bin
+from sop_cosmo.cosmo.maths.selection import map_indices, resolve_bin
 from sop_cosmo.cosmo.maths.skill import ensemble_skill, per_cosmology, skill_scores
 from sop_cosmo.cosmo.maths.sweep import (
     SWEEP_CLUSTER_SIGMA,
@@ -104,6 +106,9 @@ def _check_config(cfg: AnalyzeConfig) -> None:
     for name in ("n_boot", "batch_size", "min_cosmologies"):
         if int(getattr(cfg, name)) < 1:
             raise ValueError(f"{name}: expected ≥ 1, got {getattr(cfg, name)}")
+    for name in ("max_maps", "region_maps"):
+        if getattr(cfg, name) is not None and int(getattr(cfg, name)) < 1:
+            raise ValueError(f"{name}: expected ≥ 1 or none, got {getattr(cfg, name)}")
     for name in ("nu_void", "nu_cluster", "min_r2"):
         if not np.isfinite(float(getattr(cfg, name))):
             raise ValueError(f"{name}: expected a finite number, got {getattr(cfg, name)}")
@@ -160,14 +165,16 @@ def analyze(
         cluster ν ≥ nu_cluster; "patch": κ/σ of the patch on ``bin``, void κ < void_sigma·σ,
         cluster κ > cluster_sigma·σ), the group thresholds tau_void and tau_cluster, ``bin``
         (Python index, -1 = the last bin: the per-patch rule's bin and the figures' κ),
-        ``max_maps`` (spread evenly over the file), ``n_boot`` and ``seed`` of the bootstrap
+        ``max_maps`` (spread evenly over the file), ``region_maps`` (how many of those get their
+        regions replaced for ``region_importance``), ``n_boot`` and ``seed`` of the bootstrap
         over test cosmologies × seeds, the claim gates ``min_r2`` and ``min_cosmologies``,
         ``device`` and ``batch_size``. Default :class:`AnalyzeConfig`.
     ensemble : sequence of path-like
         SOP checkpoints of further training seeds of the same configuration, analysed with
         ``checkpoint`` as one ensemble.
     progress : bool
-        tqdm bar over maps, per seed.
+        tqdm bar over maps, per seed, and a line per phase (explained maps, each region
+        replacement) with its time.
     figures : bool
         Draw the figures (set False to skip matplotlib, e.g. in quick tests).
     **overrides
@@ -210,6 +217,7 @@ def analyze(
         void_t, cluster_t = cfg.void_sigma, cfg.cluster_sigma
     sweep_sigmas = sorted({float(s) for s in SWEEP_CLUSTER_SIGMA} | {float(cluster_t)})
     runs = []
+    t0 = time.perf_counter()
     for i, ((model, ckpt), path) in enumerate(zip(loaded, paths, strict=True)):
         run = explain_maps(model, Normalization.from_dict(ckpt.norm), patches, cfg, b_index=b_index,
                        sigma_noise=sigma, patch=patch, sweep_sigmas=sweep_sigmas,
@@ -224,6 +232,9 @@ def analyze(
         run["seed"] = int(ckpt.config.get("seed", i))
         run["skill"] = skill_scores(run["preds"], params, run["train_mean"], names)
         runs.append(run)
+    if progress:  # a line per phase: the bars of one seed can be too short to show
+        progress_write(f"analyze: groups of {n} maps × {len(runs)} seed(s) explained "
+                       f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
 
     weights = np.stack([r["weights"] for r in runs])  # (S, N, G, P)
     types = np.stack([r["types"] for r in runs])
@@ -305,6 +316,7 @@ def analyze(
     )
     importance = region_importance_of(loaded, patches, cfg, sigma_noise=sigma, b_index=b_index,
                                       runs=runs, progress=progress)  # fmt: skip
+    summary["region_importance_maps"] = len(map_indices(n, cfg.region_maps))
     summary["region_importance"] = importance["baseline"]
     summary["region_importance_gaussianised"] = importance["gaussianised"]
     if noise:

@@ -2,12 +2,14 @@
 
 Each control writes small patch files (docs/contracts.md, "Patch file") whose maps carry a
 *known* preference (:mod:`sop_cosmo.cosmo.maths.planted`), trains the project's CNN and then SOP
-on them (:func:`sop_cosmo.cosmo.stages.train.train`), and runs the project's analysis
-(:func:`sop_cosmo.cosmo.stages.analyse.analyze`) on the test split. The positive and swapped
-controls also demand that the trained SOP beat its untrained twin
-(:func:`untrained_checkpoint`). This stage replays the pipeline, so it alone imports other stages.
+on them (:func:`sop_cosmo.cosmo.stages.train.train`) on ``train_seeds`` training seeds, and runs
+the project's analysis (:func:`sop_cosmo.cosmo.stages.analyse.analyze`) of them as one ensemble
+on the test split. The positive and swapped controls also demand that the trained SOP beat its
+untrained twin (:func:`untrained_checkpoint`). This stage replays the pipeline, so it alone
+imports other stages.
 
-The pass criteria and what to conclude from them are in ``docs/controls.md``.
+The verdicts are :mod:`sop_cosmo.cosmo.control_verdicts`; the pass criteria and what to
+conclude from them are in ``docs/controls.md``.
 """
 
 from __future__ import annotations
@@ -15,18 +17,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import h5py
-import numpy as np
-from numpy.typing import NDArray
 
 from sop_cosmo._io import atomic_path
 from sop_cosmo._progress import progress_write
 from sop_cosmo.cosmo.config import (
-    GROUP_TYPES,
     PARAM_NAMES,
     SPLITS,
     ControlsConfig,
@@ -34,8 +31,7 @@ from sop_cosmo.cosmo.config import (
     resolve,
 )
 from sop_cosmo.cosmo.contracts.patchfile import write_patch_file
-from sop_cosmo.cosmo.maths.bootstrap import paired_differences
-from sop_cosmo.cosmo.maths.group_types import type_weights
+from sop_cosmo.cosmo.control_verdicts import judge, paired_gain, planted_signs
 from sop_cosmo.cosmo.maths.planted import CONTROL_KINDS, ControlSpec, draw_control
 
 __all__ = [
@@ -50,9 +46,6 @@ __all__ = [
     "untrained_checkpoint",
     "write_control",
 ]
-
-#: The planted sign of contribution(Ωm) − contribution(σ8) per type (positive control).
-_PLANTED_SIGN: dict[str, int] = {"void": +1, "cluster": -1}
 
 
 def write_control(spec: ControlSpec, out_dir: str | os.PathLike) -> dict[str, int]:
@@ -113,6 +106,15 @@ class ControlsSettings:
     sop_train : dict
         Further :class:`~sop_cosmo.cosmo.config.TrainConfig` fields of the SOP run (e.g.
         ``selector_epochs``, ``generator_lr_ratio``).
+    train_seeds : int
+        CNN + SOP trainings per control, on training seeds ``seed + 1000·k``; the analysis
+        takes them as one ensemble, as the workflow does with ``train.seeds`` (CIs over test
+        cosmologies × seeds, and a claim needs every seed to agree in sign).
+    data_per_seed : bool
+        Each further training seed k also trains on its own planted training and validation
+        sets, drawn from the same spec with data seed ``seed + 1000·k``; every seed is tested
+        on the first seed's test set. A model inherits quirks of its one training sample,
+        which a shared sample would make every seed agree on.
     """
 
     n_cosmologies: int = 300
@@ -128,6 +130,8 @@ class ControlsSettings:
     n_boot: int = 1000
     spec_options: dict[str, Any] = field(default_factory=dict)
     sop_train: dict[str, Any] = field(default_factory=dict)
+    train_seeds: int = 3
+    data_per_seed: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
@@ -146,9 +150,10 @@ _SOP_TRAIN = {"selector_epochs": 0, "generator_lr_ratio": 1.0}
 QUICK = ControlsSettings(
     n_cosmologies=150, n_perms=4, patch_size=24, cnn_epochs=15, sop_epochs=3, cnn_lr=2e-3,
     sop_lr=1e-3, batch_size=16, cnn_options=_CNN, sop_options=_SOP, sop_train=_SOP_TRAIN,
+    train_seeds=1,
 )  # fmt: skip
 #: The CLI's defaults for both models and their training (no option is set here), on 32 px
-#: maps; a few minutes per control on two CPU cores.
+#: maps, three training seeds; several minutes per control on two CPU cores.
 DEFAULT = ControlsSettings()
 
 
@@ -185,108 +190,6 @@ def untrained_checkpoint(
     return save_checkpoint(state, out_path)
 
 
-def _per_map_differences(
-    groups_h5: str | os.PathLike,
-) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """Per map and type, Σ_g∈type (w_Ωm − w_σ8), (N, 3), and each map's cosmology (N,), from
-    an analysis' ``groups.h5``."""
-    with h5py.File(groups_h5, "r") as f:
-        weights, types = f["weights"][()], f["types"][()]
-        cosmo_id = f["cosmo_id"][()]
-        names = [str(n) for n in f.attrs["param_names"]]
-    per_type = type_weights(weights, types)  # (N, P, 3)
-    diff = per_type[:, names.index("Om")] - per_type[:, names.index("s8")]  # GROUP_TYPES order
-    return diff, np.asarray(cosmo_id)
-
-
-def paired_gain(
-    trained_groups: str | os.PathLike, untrained_groups: str | os.PathLike, *, n_boot: int,
-    seed: int,
-) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Trained minus untrained difference per type, with a paired bootstrap CI over cosmologies.
-
-    Both ``groups.h5`` files must come from analyses of the same maps (same order). For each
-    map and type the difference is Σ_g∈type (w_Ωm − w_σ8); the gain is its mean over maps for
-    the trained model minus the untrained one. The resamples draw test cosmologies, all maps
-    of a drawn cosmology together, as the analysis does, and keep the trained/untrained pairs
-    together (:func:`~sop_cosmo.cosmo.maths.bootstrap.paired_differences`).
-    """
-    (a, ids), (b, ids_b) = (_per_map_differences(p) for p in (trained_groups, untrained_groups))
-    if a.shape != b.shape or not np.array_equal(ids, ids_b):
-        raise ValueError(f"{trained_groups}, {untrained_groups}: analyses of different map sets "
-                         f"({a.shape[0]} vs {b.shape[0]} maps)")  # fmt: skip
-    value, ci = paired_differences(a, b, units=ids, n_boot=n_boot, seed=seed)  # (3,), (3, 2)
-    return {
-        t: {"value": float(value[i]), "ci95": [float(ci[i, 0]), float(ci[i, 1])],
-            "trained": float(a[:, i].mean()), "untrained": float(b[:, i].mean())}
-        for i, t in enumerate(GROUP_TYPES)
-    }  # fmt: skip
-
-
-def planted_signs(kind: str) -> dict[str, int]:
-    """The planted sign of contribution(Ωm) − contribution(σ8) per type: positive as
-    :data:`_PLANTED_SIGN`, swapped the opposite; the negative control plants none (empty)."""
-    if kind not in CONTROL_KINDS:
-        raise ValueError(f"kind: expected one of {CONTROL_KINDS}, got {kind!r}")
-    flip = {"positive": 1, "swapped": -1}.get(kind, 0)
-    return {t: flip * s for t, s in _PLANTED_SIGN.items()} if flip else {}
-
-
-def _claimed(summary: dict[str, Any], group_type: str, sign: int) -> bool:
-    """Whether the analysis claims a difference on ``group_type`` with that sign (> 0: Ωm)."""
-    larger = "Om" if sign > 0 else "s8"
-    return any(
-        c["kind"] == "difference" and c["type"] == group_type and c["parameter"] == larger
-        for c in summary.get("claims", [])
-    )
-
-
-def _passes_all_but_skill(summary: dict[str, Any], group_type: str) -> bool:
-    """Whether a difference on ``group_type`` passes every claim gate except skill.
-
-    The negative control's parameters are exchangeable, which caps each one's R² near 0.5: the
-    skill gate alone would then keep every claim out, and the check could not fail.
-    """
-    return any(
-        c["kind"] == "difference"
-        and c["type"] == group_type
-        and all(ok for gate, ok in c["gates"].items() if gate != "skill")
-        for c in summary.get("claim_checks", [])
-    )
-
-
-def judge(kind: str, summary: dict[str, Any], gain: dict[str, Any] | None) -> dict[str, Any]:
-    """Apply the pass criteria of ``docs/controls.md`` to an analysis summary.
-
-    Positive and swapped: for each planted type (positive: void Ωm > σ8, cluster σ8 > Ωm;
-    swapped: the reverse) the difference CI excludes 0 with the planted sign, the analysis
-    states it as a claim (every gate of :func:`~sop_cosmo.cosmo.maths.claims.make_claims`
-    passed), and the paired gain of the trained over the untrained SOP, signed the planted
-    way, has a CI above 0. Negative: every type's difference CI includes 0 and no difference
-    passes the claim gates, the skill gate set aside (:func:`_passes_all_but_skill`).
-    """
-    diffs = summary["differences"]
-    checks: dict[str, bool] = {}
-    signs = planted_signs(kind)
-    if signs:
-        if gain is None:
-            raise ValueError(f"gain: the {kind} control needs the trained-vs-untrained gain")
-        for t, sign in signs.items():
-            lo, hi = diffs[t]["ci95"]
-            checks[f"{t}_sign"] = bool(lo > 0) if sign > 0 else bool(hi < 0)
-            checks[f"{t}_claimed"] = _claimed(summary, t, sign)
-            glo, ghi = gain[t]["ci95"]
-            checks[f"{t}_beats_untrained"] = bool(glo > 0) if sign > 0 else bool(ghi < 0)
-    else:
-        for t in GROUP_TYPES:
-            lo, hi = diffs[t]["ci95"]
-            checks[f"{t}_includes_zero"] = bool(lo <= 0 <= hi)
-        checks["no_difference_claimable"] = not any(
-            _passes_all_but_skill(summary, t) for t in GROUP_TYPES
-        )
-    return {"checks": checks, "passed": all(checks.values())}
-
-
 def run_control(
     kind: str,
     out_dir: str | os.PathLike,
@@ -295,16 +198,21 @@ def run_control(
     seed: int = ControlsConfig.seed,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """One control end to end: planted data, CNN, SOP, untrained twin, analyses, verdict.
+    """One control end to end: planted data, CNNs, SOPs, untrained twin, analyses, verdict.
 
-    Writes under ``out_dir``: ``data/{train,val,test}.h5``, ``cnn/``, ``sop/`` (training runs
-    with ``test_metrics.json``), ``sop_untrained/model.pt``, ``analysis/`` and
-    ``analysis_untrained/`` (the outputs of :func:`sop_cosmo.cosmo.stages.analyse.analyze`).
+    Writes under ``out_dir``: ``data/{train,val,test}.h5``; ``cnn/``, ``sop/`` (the first
+    training seed's runs, with ``test_metrics.json``) and ``seed{k}/{cnn,sop}/`` for the
+    further ``settings.train_seeds`` (with ``data_per_seed``, ``seed{k}/data/`` too);
+    ``sop_untrained/model.pt`` (the first seed's twin);
+    ``analysis/`` (every seed as one ensemble) and ``analysis_untrained/`` (the outputs of
+    :func:`sop_cosmo.cosmo.stages.analyse.analyze`). The gain over the untrained twin pairs
+    the first seed's groups with the twin's.
 
     Returns
     -------
     dict
-        Spec, test MSEs, both summaries, the paired gain, the checks and ``passed``.
+        Spec, training seeds, test MSEs, both summaries, the paired gain, the checks and
+        ``passed``.
     """
     from sop_cosmo.cosmo.stages.analyse import analyze
     from sop_cosmo.cosmo.stages.evaluate import evaluate
@@ -318,27 +226,41 @@ def run_control(
     )  # fmt: skip
     counts = write_control(spec, out / "data")
     data = {s: out / "data" / f"{s}.h5" for s in SPLITS}
-    common = {"seed": seed, "device": "cpu", "checkpoint_every": 0, "patience": None,
-              "batch_size": settings.batch_size}  # fmt: skip
-    cnn_cfg = TrainConfig(kind="cnn", epochs=settings.cnn_epochs, lr=settings.cnn_lr,
-                          model_options=settings.cnn_options, **common)  # fmt: skip
-    cnn = train(data["train"], data["val"], out / "cnn", cnn_cfg, progress=progress)
-    sop_cfg = TrainConfig(
-        kind="sop", epochs=settings.sop_epochs, lr=settings.sop_lr,
-        model_options=settings.sop_options, backbone=str(cnn), **common,
-        **settings.sop_train,
-    )  # fmt: skip
-    sop = train(data["train"], data["val"], out / "sop", sop_cfg, progress=progress)
+    if not isinstance(settings.train_seeds, int) or settings.train_seeds < 1:
+        raise ValueError(f"train_seeds: expected an integer ≥ 1, got {settings.train_seeds!r}")
+    train_seeds = [seed + 1000 * k for k in range(settings.train_seeds)]
+    cnns, sops = [], []
+    for k, train_seed in enumerate(train_seeds):
+        where = out if k == 0 else out / f"seed{k}"
+        fit = data  # the splits this seed trains on; every seed is tested on data["test"]
+        if k > 0 and settings.data_per_seed:
+            write_control(replace(spec, seed=train_seed), where / "data")
+            fit = {s: where / "data" / f"{s}.h5" for s in SPLITS}
+        common = {"seed": train_seed, "device": "cpu", "checkpoint_every": 0, "patience": None,
+                  "batch_size": settings.batch_size}  # fmt: skip
+        cnn_cfg = TrainConfig(kind="cnn", epochs=settings.cnn_epochs, lr=settings.cnn_lr,
+                              model_options=settings.cnn_options, **common)  # fmt: skip
+        cnns.append(train(fit["train"], fit["val"], where / "cnn", cnn_cfg, progress=progress))
+        sop_cfg = TrainConfig(
+            kind="sop", epochs=settings.sop_epochs, lr=settings.sop_lr,
+            model_options=settings.sop_options, backbone=str(cnns[-1]), **common,
+            **settings.sop_train,
+        )  # fmt: skip
+        sops.append(train(fit["train"], fit["val"], where / "sop", sop_cfg, progress=progress))
+    cnn, sop = cnns[0], sops[0]
     untrained = untrained_checkpoint(sop, cnn, out / "sop_untrained" / "model.pt")
     t_train = time.perf_counter() - t0
-    mse = {
-        name: evaluate(ckpt, data["test"], ckpt.parent / "test_metrics.json", device="cpu")
-        for name, ckpt in (("cnn", cnn), ("sop", sop), ("sop_untrained", untrained))
-    }
+
+    def test_mse(ckpt: Path) -> dict[str, Any]:
+        return evaluate(ckpt, data["test"], ckpt.parent / "test_metrics.json", device="cpu")
+
+    mse = {name: test_mse(ckpt) for name, ckpt in
+           (("cnn", cnn), ("sop", sop), ("sop_untrained", untrained))}  # fmt: skip
+    later = {"cnn": [test_mse(c) for c in cnns[1:]], "sop": [test_mse(c) for c in sops[1:]]}
     # The planted maps are typed by the per-patch rule they were designed for (no σ_noise).
     kw = {"n_boot": settings.n_boot, "seed": seed, "device": "cpu", "progress": progress,
           "type_units": "patch"}  # fmt: skip
-    summary = analyze(sop, data["test"], out / "analysis", **kw)
+    summary = analyze(sop, data["test"], out / "analysis", ensemble=sops[1:], **kw)
     summary_u = analyze(untrained, data["test"], out / "analysis_untrained", figures=False, **kw)
     gain = paired_gain(out / "analysis" / "groups.h5", out / "analysis_untrained" / "groups.h5",
                        n_boot=settings.n_boot, seed=seed)  # fmt: skip
@@ -347,13 +269,20 @@ def run_control(
         "kind": kind,
         "spec": spec.to_dict(),
         "maps": counts,
+        "train_seeds": train_seeds,
         "test_mse": {k: {"mse": v["mse"], "mse_mean": v["mse_mean"]} for k, v in mse.items()},
+        "test_mse_per_seed": {
+            k: [m["mse_mean"] for m in (mse[k], *later[k])] for k in ("cnn", "sop")
+        },
         "differences": summary["differences"],
         "contributions": summary["contributions"],
         "group_type_rates": summary["group_type_rates"],
         "purity": summary["purity"],
         "skill": summary["skill"],
         "claims": summary["claims"],
+        "difference_gates": {
+            c["type"]: c["gates"] for c in summary["claim_checks"] if c["kind"] == "difference"
+        },
         "untrained": {
             "differences": summary_u["differences"],
             "group_type_rates": summary_u["group_type_rates"],
@@ -385,7 +314,9 @@ def run_controls(
         ``quick`` (use :data:`QUICK`, about a minute on one core, instead of :data:`DEFAULT`),
         ``seed`` (seeds the data, the training and the bootstraps) and ``threads`` (torch CPU
         threads for the run, restored afterwards; the models are tiny: on two shared cores one
-        thread was 9× faster than two). Default :class:`~sop_cosmo.cosmo.config.ControlsConfig`.
+        thread was 9× faster than two), and ``train_seeds`` (None: the settings' own, 3 at the
+        default size and 1 with ``quick``). Default
+        :class:`~sop_cosmo.cosmo.config.ControlsConfig`.
     progress : bool
         tqdm bars.
     settings : ControlsSettings, optional
@@ -407,6 +338,10 @@ def run_controls(
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
     settings = settings or (QUICK if quick else DEFAULT)
+    if cfg.train_seeds is not None:
+        settings = replace(settings, train_seeds=cfg.train_seeds)
+    if not isinstance(settings.train_seeds, int) or settings.train_seeds < 1:
+        raise ValueError(f"train_seeds: expected an integer ≥ 1, got {settings.train_seeds!r}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a directory; choose another path")

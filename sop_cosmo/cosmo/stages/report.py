@@ -266,6 +266,30 @@ def describe_baselines(rows: list[dict[str, Any]]) -> str:
     return " ".join(lines)
 
 
+_GATE_REASONS = {
+    "skill": "the SOP lacked skill (R² below the gate on some seed)",
+    "cosmologies": "too few test cosmologies",
+    "ci_excludes_zero": "the CI over cosmologies × seeds includes 0",
+    "seeds_agree": "the training seeds disagree in sign",
+}
+
+
+def _stopping_gates(control: dict[str, Any], failed: list[str], quick: bool) -> str:
+    """The claim gates that kept the planted differences out of the claims, in words."""
+    gates = control.get("difference_gates")
+    if gates is None:  # controls.json written before the gates were recorded
+        skilled = control.get("skill", {}).get("passed", True)
+        stopped = [] if skilled else ["skill"]
+    else:
+        types = [c.removesuffix("_claimed") for c in failed]
+        stopped = [g for g in _GATE_REASONS
+                   if any(not gates[t].get(g, True) for t in types if t in gates)]  # fmt: skip
+    text = "; ".join(_GATE_REASONS[g] for g in stopped) or "a claim gate failed"
+    if quick and "skill" in stopped:
+        text += "; run the controls at the default size for a verdict"
+    return text
+
+
 def describe_controls(controls: dict[str, Any]) -> str:
     """Markdown verdicts of the planted controls (positive, negative, swapped)."""
     meaning = {
@@ -291,13 +315,12 @@ def describe_controls(controls: dict[str, Any]) -> str:
         ok = bool(control.get("passed"))
         text = meaning[name][0 if ok else 1]
         failed = [c for c, v in control.get("checks", {}).items() if not v]
-        unskilled = not control.get("skill", {}).get("passed", True)
-        if failed and unskilled and all(c.endswith("_claimed") for c in failed):
-            # only the skill gate stopped the claim: say so rather than blame the analysis
+        if failed and all(c.endswith("_claimed") for c in failed):
+            # the signs and gains held but no claim was made: name the gates that stopped it
             text = (
-                "the planted signs were recovered and beat the untrained SOP, but the SOP "
-                "lacked skill at this size, so the analysis (rightly) made no claim; run the "
-                "controls at the default size for a verdict"
+                "the planted signs were recovered and beat the untrained SOP, but the "
+                "analysis (rightly) made no claim: "
+                + _stopping_gates(control, failed, bool(controls.get("quick")))
             )
         lines.append(f"- **{name} control {'passed' if ok else 'FAILED'}**: {text}.")
     return "\n".join(lines) if lines else "No controls found."
