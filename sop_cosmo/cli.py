@@ -366,9 +366,10 @@ _COMMANDS: dict[str, _Command] = {
         "positive, negative and swapped controls of the void/cluster analysis on planted data",
         "Plant a known preference (positive: Om in the voids, s8 in the peaks, both falling; "
         "swapped: the reverse) or none (negative: Om and s8 exchangeable) into Gaussian random "
-        "fields, train a CNN and an SOP on each, analyse them with the trained and the "
-        "untrained SOP, and write OUT/controls.json, OUT/figures/controls.png and "
-        "OUT/{positive,negative,swapped}/. See docs/controls.md.",
+        "fields, train a CNN and an SOP on each (three training seeds, each on planted maps of "
+        "its own: about 30 min on one CPU thread; --quick: one seed, a minute), analyse them "
+        "with the trained and the untrained SOP, and write OUT/controls.json, "
+        "OUT/figures/controls.png and OUT/{positive,negative,swapped}/. See docs/controls.md.",
         _controls,
         (("--out", "output folder", OUT_DIR),),
         config=cfg.ControlsConfig,
