@@ -212,8 +212,9 @@ def region_importance_of(
     *, sigma_noise: NDArray | None, b_index: int, runs: Sequence[dict[str, Any]],
     progress: bool,
 ) -> dict[str, Any]:  # fmt: skip
-    """``summary.json``'s ``region_importance`` (``"baseline"``) and
-    ``region_importance_gaussianised`` (``"gaussianised"``): ΔMSE per region type and parameter
+    """``summary.json``'s ``region_importance`` (``"baseline"``),
+    ``region_importance_gaussianised`` (``"gaussianised"``) and ``region_importance_maps``
+    (``"n_maps"``): ΔMSE per region type and parameter
     when the void or cluster pixels (the typing's pixel rule, in ``cfg.type_units``) are
     replaced by each model's baseline, or by the pixels of a phase-randomised copy of the map
     (seeded by ``cfg.seed``), each with the area-matched random control, bootstrapped over test
@@ -249,6 +250,7 @@ def region_importance_of(
             progress_write(f"analyze: region importance, {replacement} replacement, on "
                            f"{len(keep)} maps × {len(loaded)} seed(s) "
                            f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+    out["n_maps"] = len(keep)
     return out
 
 

@@ -60,7 +60,7 @@ from sop_cosmo.cosmo.maths.group_types import (
     purity,
     type_weights,
 )
-from sop_cosmo.cosmo.maths.selection import map_indices, resolve_bin
+from sop_cosmo.cosmo.maths.selection import resolve_bin
 from sop_cosmo.cosmo.maths.skill import ensemble_skill, per_cosmology, skill_scores
 from sop_cosmo.cosmo.maths.sweep import (
     SWEEP_CLUSTER_SIGMA,
@@ -316,7 +316,7 @@ def analyze(
     )
     importance = region_importance_of(loaded, patches, cfg, sigma_noise=sigma, b_index=b_index,
                                       runs=runs, progress=progress)  # fmt: skip
-    summary["region_importance_maps"] = len(map_indices(n, cfg.region_maps))
+    summary["region_importance_maps"] = importance["n_maps"]
     summary["region_importance"] = importance["baseline"]
     summary["region_importance_gaussianised"] = importance["gaussianised"]
     if noise:

@@ -190,6 +190,11 @@ def untrained_checkpoint(
     return save_checkpoint(state, out_path)
 
 
+def _check_train_seeds(settings: ControlsSettings) -> None:
+    if not isinstance(settings.train_seeds, int) or settings.train_seeds < 1:
+        raise ValueError(f"train_seeds: expected an integer ≥ 1, got {settings.train_seeds!r}")
+
+
 def run_control(
     kind: str,
     out_dir: str | os.PathLike,
@@ -226,8 +231,7 @@ def run_control(
     )  # fmt: skip
     counts = write_control(spec, out / "data")
     data = {s: out / "data" / f"{s}.h5" for s in SPLITS}
-    if not isinstance(settings.train_seeds, int) or settings.train_seeds < 1:
-        raise ValueError(f"train_seeds: expected an integer ≥ 1, got {settings.train_seeds!r}")
+    _check_train_seeds(settings)
     train_seeds = [seed + 1000 * k for k in range(settings.train_seeds)]
     cnns, sops = [], []
     for k, train_seed in enumerate(train_seeds):
@@ -340,8 +344,7 @@ def run_controls(
     settings = settings or (QUICK if quick else DEFAULT)
     if cfg.train_seeds is not None:
         settings = replace(settings, train_seeds=cfg.train_seeds)
-    if not isinstance(settings.train_seeds, int) or settings.train_seeds < 1:
-        raise ValueError(f"train_seeds: expected an integer ≥ 1, got {settings.train_seeds!r}")
+    _check_train_seeds(settings)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a directory; choose another path")

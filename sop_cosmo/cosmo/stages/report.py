@@ -27,9 +27,9 @@ __all__ = [
 ]
 
 
-def _ci(ci: Any) -> str:
+def _ci(ci: Any, fmt: str = ".3f") -> str:
     lo, hi = ci
-    return f"[{lo:.3f}, {hi:.3f}]"
+    return f"[{lo:{fmt}}, {hi:{fmt}}]"
 
 
 def _params(summary: dict[str, Any]) -> list[str]:
@@ -79,18 +79,14 @@ def type_base_rate_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
             "groups − random": block["generator"][t] - block["random"][t],
         }
         if ci:
-            row["95% CI"] = _ci_text(ci["groups"]["excess"][t])
+            row["95% CI"] = _ci(ci["groups"]["excess"][t], "+.3f")
         for p, shares in block["weighted"]["generator"].items():
             row[f"weight share {p}"] = shares[t]
             row[f"random, {p} weights"] = block["weighted"]["random"][p][t]
             if ci:
-                row[f"{p} excess 95% CI"] = _ci_text(ci["weighted"][p]["excess"][t])
+                row[f"{p} excess 95% CI"] = _ci(ci["weighted"][p]["excess"][t], "+.3f")
         rows.append(row)
     return rows
-
-
-def _ci_text(ci: list[float], fmt: str = "+.3f") -> str:
-    return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
 
 
 def describe_type_base_rates(summary: dict[str, Any]) -> str:
@@ -118,9 +114,7 @@ def describe_type_base_rates(summary: dict[str, Any]) -> str:
     return (
         text
         + "; groups − random, with 95% CIs over test cosmologies × seeds: "
-        + ", ".join(
-            f"{t} {gen[t] - rand[t]:+.1%} {_ci_text(excess[t], '+.1%')}" for t in GROUP_TYPES
-        )
+        + ", ".join(f"{t} {gen[t] - rand[t]:+.1%} {_ci(excess[t], '+.1%')}" for t in GROUP_TYPES)
         + ". "
         + (f"Above chance: {', '.join(above)}. " if above else "No type is above chance. ")
         + (f"Below chance: {', '.join(below)}." if below else "")
