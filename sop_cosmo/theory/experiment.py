@@ -252,28 +252,24 @@ def run_theory(
 
 def _row(poly: Polynomial, name: str, kind: str, fits: dict[str, TrainedExplanation]) -> dict:
     terms = {tuple(t) for t in poly.terms}
-    learned, budget, uniform = fits["learned"], fits["budget"], fits["uniform"]
-    err_learned = grouped_error(poly, learned.groups, learned.alpha, kind=kind)
-    err_budget = grouped_error(poly, budget.groups, budget.alpha, kind=kind)
-    err_uniform = grouped_error(poly, uniform.groups, uniform.alpha, kind=kind)
-    return {
+    row = {
         "function": name,
         "kind": kind,
         "d": poly.d,
         "per_feature_error": per_feature_optimum(poly, kind=kind, objective="worst").value,
         "per_feature_total_error": per_feature_optimum(poly, kind=kind, objective="total").value,
         "oracle_grouped_error": grouped_error(poly, *oracle_groups(poly), kind=kind).worst,
-        "grouped_error": err_learned.worst,
-        "grouped_total_error": err_learned.total,
-        "grouped_error_budget_selector": err_budget.worst,
-        "grouped_error_uniform_selector": err_uniform.worst,
-        "sop_test_mse": learned.test_mse,
-        "sop_test_mse_budget_selector": budget.test_mse,
-        "sop_test_mse_uniform_selector": uniform.test_mse,
-        "sop_groups_match_terms": learned.active_groups() == terms,
-        "sop_groups_match_terms_budget_selector": budget.active_groups() == terms,
-        "sop_groups_match_terms_uniform_selector": uniform.active_groups() == terms,
     }
+    for selector, fit in fits.items():
+        # the learned selector's columns carry no suffix (the table's first SOP column)
+        suffix = "" if selector == "learned" else f"_{selector}_selector"
+        err = grouped_error(poly, fit.groups, fit.alpha, kind=kind)
+        row[f"grouped_error{suffix}"] = err.worst
+        if selector == "learned":
+            row["grouped_total_error"] = err.total
+        row[f"sop_test_mse{suffix}"] = fit.test_mse
+        row[f"sop_groups_match_terms{suffix}"] = fit.active_groups() == terms
+    return row
 
 
 def plot_table(rows: list[dict], path: str | Path, floor: float = 1e-4) -> None:
