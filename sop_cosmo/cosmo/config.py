@@ -392,8 +392,7 @@ class SOPOptions:
     every SOP take :class:`~sop_cosmo.core.SOPConfig`'s defaults, except four chosen by
     measurement on planted maps (docs/training.md, "SOP defaults"): 5 active groups, groups
     that keep half the cells, groups that compete for cells, and a backbone that trains with
-    the SOP (frozen, the SOP's groups
-    are read by a CNN that never saw a masked map)."""
+    the SOP (a frozen CNN has never seen a masked map)."""
 
     attention_patch: int = _opt(6, "pixels per side of a mask grid cell")
     generator: str = _opt(

@@ -1,11 +1,13 @@
 """End-to-end vision demo on real, offline data (scikit-learn digits), CPU only.
 
 1. Train a tiny ViT (local ``ViTConfig``, 8-pixel patches) on 32×32 digits. Half of every batch
-   is shown with random 4-pixel units blanked (the way SOP masks a group), so the frozen
-   backbone later sees SOP's masked inputs in distribution.
-2. Wrap it in Sum-of-Parts (frozen backbone) and train the generator and selector.
-3. Score SOP and captum baselines on the same backbone, the same 4-pixel unit grid and the
-   same rule (probability of the backbone's full-input class; insertion high, deletion low).
+   is shown with random 4-pixel units blanked (the way SOP masks a group), so the backbone
+   already knows SOP's masked inputs when the SOP starts.
+2. Wrap it in Sum-of-Parts and train the generator, the selector and the ViT together
+   (``freeze_backbone=False``; True keeps the ViT fixed).
+3. Score SOP and captum baselines on the same backbone (the ViT as the SOP left it), the same
+   4-pixel unit grid and the same rule (probability of the backbone's full-input class;
+   insertion high, deletion low).
 4. Time the two masking variants (pixels vs token dropping) on the same masks.
 
 Both trainings keep the parameters with the best accuracy on a validation split carved from
@@ -52,7 +54,12 @@ DEFAULTS: dict[str, Any] = {
     "n_groups": 8,
     "keep_fraction": 0.25,
     "sop_epochs": 10,
-    "sop_lr": 2e-3,
+    "sop_lr": 1e-3,
+    # Chosen by measurement (docs/vision.md, "SOP settings"): 3 groups weighted from scores
+    # standardised over the groups, and the ViT trained with the SOP, took the SOP from
+    # 0.86/0.85/0.87 to 0.91-0.96 test accuracy on seeds 0-2.
+    "active_groups": 3,
+    "freeze_backbone": False,
     "val_fraction": 0.1,
     "n_train": None,
     "n_test_eval": None,
@@ -297,7 +304,12 @@ def _run_demo(
     vit_masked_acc = float((logits_m.argmax(-1) == y_te).float().mean())
 
     config = SOPConfig(
-        n_groups=s["n_groups"], keep_fraction=s["keep_fraction"], n_heads=4, chunk_size=512
+        n_groups=s["n_groups"],
+        keep_fraction=s["keep_fraction"],
+        n_heads=4,
+        active_groups=s["active_groups"],
+        freeze_backbone=s["freeze_backbone"],
+        chunk_size=512,
     )
     torch.manual_seed(seed)
     sop = sop_vit_classifier(
@@ -328,7 +340,10 @@ def _run_demo(
         progress=progress,
     )
     sop_time = time.perf_counter() - t0
+    sop.eval()
     sop_acc = _accuracy(sop_logits, x_te, y_te, batch=64)
+    # A backbone trained with the SOP is the model every method below explains.
+    vit_after_acc = _accuracy(vit_logits, x_te, y_te)
     with torch.no_grad():
         outs = [sop(x_te[i : i + 64]) for i in range(0, len(y_te), 64)]
     weights = torch.cat([o.weights for o in outs])  # (n, G, C)
@@ -362,6 +377,7 @@ def _run_demo(
         "n_test": len(y_te),
         "backbone_test_accuracy": vit_acc,
         "backbone_masked_test_accuracy": vit_masked_acc,
+        "backbone_after_sop_test_accuracy": vit_after_acc,
         "sop_test_accuracy": sop_acc,
         "untrained_sop_test_accuracy": untrained_acc,
         "sop_mean_selected_groups": n_selected,
