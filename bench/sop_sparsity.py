@@ -3,10 +3,12 @@
     python bench/sop_sparsity.py [--data planted lognormal] [--seeds 0 1 2]
                                  [--budgets 1 2 4 8 20] [--workdir bench/.sop_sparsity]
                                  [--model-options '{"keep_fraction": 0.4}']
+                                 [--train-options '{"generator_lr_ratio": 0.3}']
 
 For each data set and seed: one CNN with the CLI defaults, then one SOP per selector budget
 (``active_groups``; the last budget equal to G keeps every group), all other options the CLI
-defaults or ``--model-options``; ``--tag`` suffixes the SOP run folders and the CSV and PNG
+defaults or ``--model-options`` (SOP options) and ``--train-options`` (training settings of
+the SOPs, not of the CNN); ``--tag`` suffixes the SOP run folders and the CSV and PNG
 names, so sweeps of other options sit side by side and share the CNN. Every model is scored on
 the same test split. Writes ``sop_sparsity.csv`` (one row
 per data set, seed and budget: test MSE per parameter, SOP/CNN, the constant predictor's MSE,
@@ -88,6 +90,12 @@ def main() -> None:
         default={},
         help="JSON of SOP options applied to every budget (CLI defaults else)",
     )
+    parser.add_argument(
+        "--train-options",
+        type=json.loads,
+        default={},
+        help='JSON of SOP training settings, e.g. {"generator_lr_ratio": 0.3} (CLI defaults else)',
+    )
     parser.add_argument("--tag", default="", help="suffix of the SOP run folders and the CSV")
     parser.add_argument("--workdir", default="bench/.sop_sparsity")
     args = parser.parse_args()
@@ -113,8 +121,8 @@ def main() -> None:
                 run = base / f"sop_k{budget}{args.tag}"
                 options = {**args.model_options, "active_groups": budget}
                 sop = train(split["train"], split["val"], run, TrainConfig(
-                    kind="sop", backbone=str(cnn), model_options=options, **common),
-                    progress=False)  # fmt: skip
+                    kind="sop", backbone=str(cnn), model_options=options,
+                    **{**common, **args.train_options}), progress=False)  # fmt: skip
                 m = evaluate(sop, split["test"], run / "test_metrics.json", device="cpu")
                 row = {"data": kind, "seed": seed, "budget": budget,
                        "sop_over_cnn": m["mse_mean"] / m_cnn["mse_mean"],
