@@ -340,7 +340,6 @@ def _run_demo(
         progress=progress,
     )
     sop_time = time.perf_counter() - t0
-    sop.eval()
     sop_acc = _accuracy(sop_logits, x_te, y_te, batch=64)
     # A backbone trained with the SOP is the model every method below explains.
     vit_after_acc = _accuracy(vit_logits, x_te, y_te)
