@@ -21,6 +21,12 @@ unit goes to the groups that want it more than the others do; and the gradient t
 pull every group towards one region (all groups see the same gradient while the selector's
 weights are near uniform) has zero component after the centring. Without it the groups
 collapse onto copies of one mask.
+
+Exploration (``explore_noise=σ``, training only, ``"ste"`` mode): Gumbel noise of σ × the
+row's score spread is added to the scores before the top-k. A unit ranked far below the
+threshold has almost no surrogate gradient, so a unit that helps only together with another
+(a conjunction of two words) can stay out of every group for good; the noise lets it into
+some groups now and then, where the loss can pull it up. Evaluation is noise-free.
 """
 
 from __future__ import annotations
@@ -97,6 +103,9 @@ class GroupGenerator(nn.Module):
         τ multiplier of the straight-through surrogate.
     compete : bool
         Centre each unit's scores over the groups before the top-k (module docstring).
+    explore_noise : float
+        Scale of the Gumbel noise on the scores in training, in units of the score spread
+        (module docstring); 0 turns it off.
     """
 
     def __init__(
@@ -110,6 +119,7 @@ class GroupGenerator(nn.Module):
         mask_mode: str,
         ste_temperature: float,
         compete: bool,
+        explore_noise: float,
     ) -> None:
         # No defaults here: SOPConfig holds them, once.
         super().__init__()
@@ -119,7 +129,11 @@ class GroupGenerator(nn.Module):
             raise ValueError(f"keep_fraction: expected a value in (0, 1], got {keep_fraction}")
         self.n_groups, self.keep_fraction, self.n_heads = n_groups, keep_fraction, n_heads
         self.scale, self.mask_mode, self.ste_temperature = scale, mask_mode, ste_temperature
-        self.compete = compete
+        if explore_noise < 0 or (explore_noise > 0 and mask_mode != "ste"):
+            raise ValueError(
+                f"explore_noise: expected ≥ 0, and 0 unless mask_mode is 'ste'; got {explore_noise}"
+            )
+        self.compete, self.explore_noise = compete, explore_noise
         self.head_dim = max(1, math.ceil(feature_dim / n_heads))
         inner = self.head_dim * n_heads
         self.norm = nn.LayerNorm(feature_dim)
@@ -150,6 +164,13 @@ class GroupGenerator(nn.Module):
         if self.compete and self.n_groups > 1:
             scores = scores - scores.mean(1, keepdim=True)  # (B, G, N): groups compete per unit
         scores = (self.scale * scores).masked_fill(~unit_valid.unsqueeze(1), float("-inf"))
+        clean = scores
+        if self.training and self.explore_noise > 0:
+            # Gumbel(0, 1) = −log(−log U); scaled by each row's spread so the rate is scale-free.
+            u = torch.rand_like(scores).clamp(1e-9, 1 - 1e-9)
+            spread = _masked_std(scores.masked_fill(~unit_valid.unsqueeze(1), 0.0), unit_valid)
+            noise = -torch.log(-torch.log(u)) * (self.explore_noise * spread.detach()).unsqueeze(-1)
+            scores = scores + noise
 
         n_keep = torch.ceil(self.keep_fraction * n_valid).long().clamp(min=1)  # (B,)
         n_keep = torch.minimum(n_keep, n_valid).view(b, 1).expand(b, self.n_groups)
@@ -171,7 +192,7 @@ class GroupGenerator(nn.Module):
         soft = torch.sigmoid((scores - threshold) / (self.ste_temperature * spread))
         soft = soft.masked_fill(~unit_valid.unsqueeze(1), 0.0)
         masks = hard + (soft - soft.detach())  # exactly `hard` in the forward pass
-        return GeneratedGroups(masks, scores, None)
+        return GeneratedGroups(masks, clean, None)
 
 
 def _masked_std(x: Tensor, valid: Tensor) -> Tensor:

@@ -64,6 +64,10 @@ class SOPConfig:
     compete : bool
         Groups compete for units: each unit's generator scores are centred over the groups
         before the top-k, which keeps the groups from collapsing onto one mask.
+    explore_noise : float
+        Gumbel noise on the generator scores in training, in units of their spread (0: off;
+        ``"ste"`` mode only); lets units that help only together enter a group
+        (:mod:`~sop_cosmo.core.generator`).
     freeze_backbone : bool
         Keep the backbone's weights fixed (and in eval mode). Default True.
     feature_copy : bool
@@ -85,6 +89,7 @@ class SOPConfig:
     mask_mode: str = "ste"
     ste_temperature: float = 1.0
     compete: bool = False
+    explore_noise: float = 0.0
     freeze_backbone: bool = True
     feature_copy: bool = True
     selector_init: str = "head"
@@ -179,6 +184,7 @@ class SumOfParts(nn.Module):
                 mask_mode=cfg.mask_mode,
                 ste_temperature=cfg.ste_temperature,
                 compete=cfg.compete,
+                explore_noise=cfg.explore_noise,
             )
             if learned
             else None

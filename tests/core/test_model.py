@@ -274,3 +274,53 @@ def test_group_diagnostics_tell_collapse_from_spread():
     valid = torch.ones(b, n, dtype=torch.bool)
     valid[:, 4:] = False  # padding is not counted
     assert group_diagnostics(out(same), valid)["coverage"] == 0.5
+
+
+def _generator(explore_noise, mask_mode="ste"):
+    from sop_cosmo.core.generator import GroupGenerator
+
+    torch.manual_seed(0)
+    return GroupGenerator(
+        8,
+        n_groups=3,
+        keep_fraction=0.25,
+        n_heads=2,
+        scale=1.0,
+        mask_mode=mask_mode,
+        ste_temperature=1.0,
+        compete=False,
+        explore_noise=explore_noise,
+    )
+
+
+def test_exploration_lets_a_bottom_unit_into_groups_in_training_only():
+    plain, noisy = _generator(0.0), _generator(2.0)
+    torch.testing.assert_close(plain.state_dict(), noisy.state_dict())
+    feats = torch.randn(1, 16, 8, generator=torch.Generator().manual_seed(1))
+    clean = plain(feats)
+    bottom = clean.scores[0, 0].argmin()  # group 0's lowest-ranked unit
+    # Evaluation is noise-free: the same masks and scores as without exploration.
+    noisy.eval()
+    torch.testing.assert_close(noisy(feats).masks, clean.masks)
+    # Training: the clean scores are returned, but the masks vary and now and then keep the
+    # unit that the noise-free generator never keeps; when kept, the loss reaches its score.
+    noisy.train()
+    torch.manual_seed(2)
+    entered, grads = 0, []
+    for _ in range(200):
+        f = feats.clone().requires_grad_(True)
+        out = noisy(f)
+        torch.testing.assert_close(out.scores, clean.scores)
+        if out.masks[0, 0, bottom] > 0.5:
+            entered += 1
+            out.masks[0, 0, bottom].backward()
+            grads.append(float(f.grad.abs().sum()))
+    assert clean.masks[0, 0, bottom] == 0
+    assert 0 < entered < 200
+    assert min(grads) > 1e-3
+
+
+@pytest.mark.parametrize(("noise", "mode"), [(-0.5, "ste"), (1.0, "anchor")])
+def test_exploration_settings_are_checked(noise, mode):
+    with pytest.raises(ValueError, match="explore_noise"):
+        _generator(noise, mode)
