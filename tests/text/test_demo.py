@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sop_cosmo.cli import build_parser
+from sop_cosmo.cli import TEXT_SUMMARY_KEYS, build_parser
 from sop_cosmo.text.demo import run_demo
 
 
@@ -25,6 +25,7 @@ def test_demo_writes_metrics_and_figure(quick_run):
         "untrained_sop_both_in_top_group_rate",
         "token_credit",
         "insertion_deletion_auc",
+        *TEXT_SUMMARY_KEYS,  # what `sop-cosmo text-demo` prints
     ):
         assert key in saved
     assert set(saved["token_credit"]) == {"integrated_gradients", "feature_ablation", "kernel_shap"}

@@ -9,6 +9,7 @@ import torch
 
 from sop_cosmo.attribution import patch_feature_mask
 from sop_cosmo.attribution.baselines import METHODS
+from sop_cosmo.cli import VISION_SUMMARY_KEYS
 from sop_cosmo.vision import tiny_vit
 from sop_cosmo.vision.demo import run_demo
 from sop_cosmo.vision.explain import BASELINE_METHODS
@@ -39,7 +40,7 @@ def test_run_demo_quick(tmp_path):
     metrics = run_demo(tmp_path, quick=True, seed=0, progress=False)
     saved = json.loads((tmp_path / "vision_metrics.json").read_text())
     keys = ("backbone_test_accuracy", "backbone_after_sop_test_accuracy", "sop_test_accuracy")
-    for key in (*keys, "aucs", "masking_timing"):
+    for key in (*keys, "aucs", "masking_timing", *VISION_SUMMARY_KEYS):
         assert key in saved
     assert set(saved["aucs"]) == {"sop", "sop_groups", *BASELINE_METHODS}
     for aucs in saved["aucs"].values():
